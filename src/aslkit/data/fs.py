@@ -1,0 +1,101 @@
+"""asl-fingerspelling readers: metadata CSVs, the character map, phrase encoding and wide landmark parquets."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from aslkit.constants import CHAR_TO_INDEX, CHARACTERS
+from aslkit.data.errors import DataError, require_columns, require_file
+
+META_COLUMNS = ["path", "file_id", "sequence_id", "participant_id", "phrase"]
+CHAR_MAP = "character_to_prediction_index.json"
+METADATA_FILES = {"train": "train.csv", "supplemental": "supplemental_metadata.csv"}
+
+
+def read_character_map(data_dir: str | Path) -> dict[str, int]:
+    """``character_to_prediction_index.json`` as ``{char: index}``; must equal the kit's 59-character map."""
+    path = require_file(Path(data_dir) / CHAR_MAP, "character map")
+    try:
+        mapping = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"not valid JSON ({e})") from e
+    if mapping != CHAR_TO_INDEX:
+        raise DataError(path, "character map differs from the official 59-character map")
+    return mapping
+
+
+def bad_characters(phrase: str) -> list[str]:
+    """Characters of ``phrase`` that are not in the 59-character map."""
+    return sorted({c for c in phrase if c not in CHAR_TO_INDEX})
+
+
+def encode_phrase(phrase: str) -> np.ndarray:
+    """Character indices of a phrase (int64); ValueError naming the characters outside the map."""
+    bad = bad_characters(phrase)
+    if bad:
+        raise ValueError(f"phrase {phrase!r} has characters outside the map: {bad}")
+    return np.array([CHAR_TO_INDEX[c] for c in phrase], dtype=np.int64)
+
+
+def decode_indices(indices: Iterable[int]) -> str:
+    """Phrase from character indices; indices outside 0..58 (blank, padding) are dropped, as the grader does."""
+    return "".join(CHARACTERS[i] if 0 <= i < len(CHARACTERS) else "" for i in map(int, indices))
+
+
+def read_metadata(data_dir: str | Path, which: str = "train") -> pd.DataFrame:
+    """``train.csv`` or ``supplemental_metadata.csv`` (real column order kept), ids as int64, phrases checked."""
+    if which not in METADATA_FILES:
+        raise ValueError(f"which must be one of {sorted(METADATA_FILES)}, got {which!r}")
+    path = require_file(Path(data_dir) / METADATA_FILES[which], f"{which} metadata")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    require_columns(path, df.columns, META_COLUMNS)
+    df = df[list(df.columns)]
+    for col in ("file_id", "sequence_id", "participant_id"):
+        try:
+            df[col] = df[col].astype(np.int64)
+        except ValueError as e:
+            raise DataError(path, f"column {col!r} is not integer ({e})") from e
+    for row, phrase in enumerate(df["phrase"]):
+        bad = bad_characters(phrase)
+        if bad:
+            sid = df["sequence_id"].iloc[row]
+            raise DataError(path, f"row {row + 2} (sequence_id {sid}): phrase {phrase!r} has characters "
+                                  f"outside the map: {bad}")
+        if not phrase:
+            raise DataError(path, f"row {row + 2}: empty phrase")
+    return df
+
+
+def read_fs_file(pq_path: str | Path, selected_columns: list[str],
+                 sequence_ids: Iterable[int] | None = None) -> dict[int, np.ndarray]:
+    """Sequences of one wide parquet file as the grader reads them.
+
+    ``pd.read_parquet(path, columns=selected_columns)``, then one float32 ``[n_frames, len(selected_columns)]``
+    array per ``sequence_id`` (the index), columns in exactly the given order. When ``sequence_ids`` is given, each
+    must be present in the file.
+    """
+    path = require_file(pq_path, "landmark parquet")
+    try:
+        names = pq.read_schema(path).names
+    except Exception as e:
+        raise DataError(path, f"unreadable parquet ({type(e).__name__}: {e})") from e
+    require_columns(path, names, list(selected_columns) + ["sequence_id"])
+    df = pd.read_parquet(path, columns=list(selected_columns))
+    if df.index.name != "sequence_id":
+        raise DataError(path, f"index must be 'sequence_id', got {df.index.name!r}")
+    values = df.to_numpy(dtype=np.float32)
+    ids = df.index.to_numpy()
+    order = np.argsort(ids, kind="stable")
+    uniq, starts = np.unique(ids[order], return_index=True)
+    bounds = list(starts) + [len(ids)]
+    out = {int(u): values[order[bounds[k]:bounds[k + 1]]] for k, u in enumerate(uniq)}
+    if sequence_ids is not None:
+        missing = [int(s) for s in sequence_ids if int(s) not in out]
+        if missing:
+            raise DataError(path, f"empty sequence: no frames for sequence_id(s) {missing[:10]}")
+    return out

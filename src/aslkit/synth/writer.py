@@ -1,0 +1,225 @@
+"""Writes synthetic datasets in the exact Kaggle download layouts of asl-signs and asl-fingerspelling."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from aslkit import constants as C
+from aslkit.synth.body import render, sample_signer
+from aslkit.synth.signs import lexicon, perform_sign
+from aslkit.synth.spelling import perform_phrase, random_phrase
+
+GENERATOR_VERSION = 1
+MARKER = ".aslkit_synth.json"
+_TASK_CODE = {C.SLUG_SIGNS: 1, C.SLUG_FS: 2}
+
+
+@dataclass(frozen=True)
+class SynthSize:
+    """How much data one size writes."""
+
+    islr_participants: int
+    islr_signs: int                  # glosses used (spread over the 250; the label map always has all 250)
+    islr_per_sign: int               # recordings per gloss and participant
+    fs_participants: int
+    fs_train_files: int
+    fs_supp_files: int
+    fs_per_file: int
+
+
+SIZES: dict[str, SynthSize] = {
+    "ci": SynthSize(4, 25, 2, 8, 2, 1, 24),
+    "quick": SynthSize(8, 250, 2, 24, 4, 1, 150),
+    "full": SynthSize(21, 250, 18, 94, 68, 53, 1000),
+}
+
+
+def _rng(seed: int, task: str, *keys: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), _TASK_CODE[task], *map(int, keys)])
+
+
+def _unique_ids(rng: np.random.Generator, n: int, lo: int, hi: int) -> np.ndarray:
+    ids = set()
+    while len(ids) < n:
+        ids.update(int(i) for i in rng.integers(lo, hi, n - len(ids)))
+    return rng.permutation(np.array(sorted(ids), dtype=np.int64))
+
+
+def used_signs(size: SynthSize) -> list[str]:
+    """Glosses a size generates: all 250, or an evenly spread subset."""
+    allg = list(C.signs())
+    if size.islr_signs >= len(allg):
+        return allg
+    return [allg[i] for i in np.linspace(0, len(allg) - 1, size.islr_signs).round().astype(int)]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# asl-signs
+# ----------------------------------------------------------------------------------------------------------------
+_ROW_SUFFIX = np.array([f"-{t}-{i}" for t, i in zip(C.LANDMARK_TYPES, C.LANDMARK_INDEX)], dtype=object)
+
+
+def long_table(landmarks: np.ndarray, first_frame: int) -> pa.Table:
+    """One sequence ``[T, 543, 3]`` as the Kaggle long-format table (frame, row_id, type, landmark_index, x, y, z)."""
+    T = landmarks.shape[0]
+    frames = np.repeat(np.arange(first_frame, first_frame + T, dtype=np.int16), C.ROWS_PER_FRAME)
+    row_id = pc.binary_join_element_wise(pc.cast(pa.array(frames), pa.string()),
+                                         pa.array(np.tile(_ROW_SUFFIX, T), pa.string()), "")
+    xyz = landmarks.astype(np.float32).astype(np.float64).reshape(-1, 3)
+    return pa.table({
+        "frame": pa.array(frames, pa.int16()), "row_id": row_id,
+        "type": pa.array(np.tile(C.LANDMARK_TYPES, T), pa.string()),
+        "landmark_index": pa.array(np.tile(C.LANDMARK_INDEX, T), pa.int16()),
+        "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]})
+
+
+def _islr_job(args: tuple) -> list[dict]:
+    """Generate and write the recordings of one participant (runs in a worker)."""
+    out, seed, p_idx, pid, jobs = args
+    signer = sample_signer(_rng(seed, C.SLUG_SIGNS, p_idx), pid, C.SLUG_SIGNS)
+    lex = lexicon()
+    rows = []
+    folder = Path(out) / "train_landmark_files" / str(pid)
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, (sign, sid) in enumerate(jobs):
+        rng = _rng(seed, C.SLUG_SIGNS, p_idx, k, 7)
+        lm = render(signer, perform_sign(lex[sign], signer, rng), rng)
+        pq.write_table(long_table(lm, int(rng.integers(0, 60))), folder / f"{sid}.parquet")
+        rows.append({"path": f"train_landmark_files/{pid}/{sid}.parquet", "participant_id": pid,
+                     "sequence_id": int(sid), "sign": sign})
+    return rows
+
+
+def write_signs(out: Path, size: SynthSize, seed: int, workers: int) -> pd.DataFrame:
+    """Write asl-signs: train.csv, the real label map, and one long parquet per recording."""
+    rng = _rng(seed, C.SLUG_SIGNS, 0)
+    pids = _unique_ids(rng, size.islr_participants, 1000, 65000)
+    signs = used_signs(size)
+    n_per = len(signs) * size.islr_per_sign
+    sids = _unique_ids(rng, n_per * len(pids), 10 ** 6, 2 ** 32 - 1).reshape(len(pids), n_per)
+    jobs = []
+    for p_idx, pid in enumerate(pids):
+        order = [s for s in signs for _ in range(size.islr_per_sign)]
+        jobs.append((str(out), seed, p_idx, int(pid), list(zip(order, sids[p_idx].tolist()))))
+    rows = _run(_islr_job, jobs, workers)
+    df = pd.DataFrame([r for part in rows for r in part], columns=["path", "participant_id", "sequence_id", "sign"])
+    df = df.iloc[rng.permutation(len(df))].reset_index(drop=True)
+    df.to_csv(out / "train.csv", index=False)
+    shutil.copyfile(_asset("sign_to_prediction_index_map.json"), out / "sign_to_prediction_index_map.json")
+    return df
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# asl-fingerspelling
+# ----------------------------------------------------------------------------------------------------------------
+def wide_frame(sequences: list[tuple[int, np.ndarray]]) -> pd.DataFrame:
+    """Sequences ``(sequence_id, [T, 543, 3])`` as the Kaggle wide table: index sequence_id, frame, x.., y.., z.."""
+    ids, frames, blocks = [], [], []
+    for sid, lm in sequences:
+        T = lm.shape[0]
+        ids.append(np.full(T, sid, dtype=np.int64))
+        frames.append(np.arange(T, dtype=np.int16))
+        blocks.append(lm.astype(np.float32).transpose(0, 2, 1).reshape(T, -1))   # x block, y block, z block
+    df = pd.DataFrame(np.concatenate(blocks), columns=C.FS_COLUMNS)
+    df.insert(0, "frame", np.concatenate(frames))
+    df.index = pd.Index(np.concatenate(ids), name="sequence_id")
+    return df
+
+
+def _fs_job(args: tuple) -> list[dict]:
+    """Generate and write one wide parquet file (runs in a worker)."""
+    out, seed, folder, file_id, f_idx, people, sids, supplemental = args
+    rows, seqs = [], []
+    signers = {}
+    for k, sid in enumerate(sids):
+        rng = _rng(seed, C.SLUG_FS, f_idx, k, 11)
+        p_idx, pid = people[int(rng.integers(0, len(people)))]
+        if p_idx not in signers:
+            signers[p_idx] = sample_signer(_rng(seed, C.SLUG_FS, 100000 + p_idx), pid, C.SLUG_FS)
+        phrase = random_phrase(rng, supplemental)
+        tracks = perform_phrase(phrase, signers[p_idx], rng, corrupt=rng.random() < 0.07)
+        seqs.append((int(sid), render(signers[p_idx], tracks, rng)))
+        rows.append({"path": f"{folder}/{file_id}.parquet", "file_id": file_id, "sequence_id": int(sid),
+                     "participant_id": pid, "phrase": phrase})
+    target = Path(out) / folder
+    target.mkdir(parents=True, exist_ok=True)
+    wide_frame(seqs).to_parquet(target / f"{file_id}.parquet")
+    return rows
+
+
+def write_fingerspelling(out: Path, size: SynthSize, seed: int, workers: int) -> pd.DataFrame:
+    """Write asl-fingerspelling: train.csv, supplemental_metadata.csv, the character map and wide parquets."""
+    rng = _rng(seed, C.SLUG_FS, 0)
+    pids = np.sort(_unique_ids(rng, size.fs_participants, 0, 255))
+    people = list(enumerate(pids.tolist()))
+    n_files = size.fs_train_files + size.fs_supp_files
+    file_ids = _unique_ids(rng, n_files, 10 ** 5, 2 ** 31 - 1)
+    sids = _unique_ids(rng, n_files * size.fs_per_file, 10 ** 6, 2 ** 31 - 1).reshape(n_files, -1)
+    jobs = []
+    for f in range(n_files):
+        supp = f >= size.fs_train_files
+        folder = "supplemental_landmarks" if supp else "train_landmarks"
+        jobs.append((str(out), seed, folder, int(file_ids[f]), f, people, sids[f].tolist(), supp))
+    results = _run(_fs_job, jobs, workers)
+    meta = pd.DataFrame([r for part in results for r in part],
+                        columns=["path", "file_id", "sequence_id", "participant_id", "phrase"])
+    is_supp = meta["path"].str.startswith("supplemental")
+    meta[~is_supp].to_csv(out / "train.csv", index=False)
+    meta[is_supp].to_csv(out / "supplemental_metadata.csv", index=False)
+    shutil.copyfile(_asset("character_to_prediction_index.json"), out / "character_to_prediction_index.json")
+    return meta
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def _asset(name: str) -> Path:
+    return Path(__file__).resolve().parent.parent / "assets" / name
+
+
+def _run(fn, jobs: list, workers: int) -> list:
+    """Map ``fn`` over jobs, in a process pool when ``workers > 1`` (results in job order)."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [fn(j) for j in jobs]
+    with get_context("spawn" if os.name == "nt" else "fork").Pool(min(workers, len(jobs))) as pool:
+        return pool.map(fn, jobs, chunksize=1)
+
+
+def generate(task: str, out: str | Path, size: str = "quick", seed: int = 0, workers: int | None = None,
+             overwrite: bool = False) -> Path:
+    """Write one synthetic dataset of ``task`` into ``out`` in the Kaggle layout and return ``out``."""
+    if task not in C.SLUGS:
+        raise ValueError(f"task must be one of {C.SLUGS}, got {task!r}")
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} is not empty (pass overwrite=True / --overwrite to replace it)")
+        if not (out / MARKER).exists():
+            raise FileExistsError(f"{out} holds data the generator did not write; refusing to delete it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    workers = workers or os.cpu_count() or 1
+    t0 = time.time()
+    writer = write_signs if task == C.SLUG_SIGNS else write_fingerspelling
+    df = writer(out, SIZES[size], seed, workers)
+    info = {"task": task, "size": size, "seed": seed, "generator_version": GENERATOR_VERSION,
+            "sequences": int(len(df)), "seconds": round(time.time() - t0, 1), "counts": asdict(SIZES[size])}
+    (out / MARKER).write_text(json.dumps(info, indent=1))
+    return out
+
+
+def synthetic_info(path: str | Path) -> dict | None:
+    """The generator's record of a synthetic dataset folder, or None when the folder is not synthetic."""
+    marker = Path(path) / MARKER
+    return json.loads(marker.read_text()) if marker.is_file() else None
