@@ -85,7 +85,7 @@ def sample_signer(rng: np.random.Generator, participant_id: int, task: str) -> S
     cx = -(face_x - 0.5) * (distance - HEAD_CENTER_Z) / focal
     cy = head_y + (face_y - 0.5) * aspect * (distance - HEAD_CENTER_Z) / focal
     camera = Camera(distance, focal, (cx, cy), np.deg2rad(rng.normal(0, 4)), aspect)
-    quality = rng.beta(3.0, 2.2) if fs else rng.beta(7, 1.6)
+    quality = rng.beta(5.0, 1.6) if fs else rng.beta(6, 1.9)
     return Signer(
         participant_id=participant_id,
         dominant="left" if left else "right",
@@ -97,13 +97,13 @@ def sample_signer(rng: np.random.Generator, participant_id: int, task: str) -> S
         speed=float(np.exp(rng.normal(0, 0.25))),
         hand_detect=float(np.clip(quality, 0.25, 0.995)),
         dropout_burst=float(rng.uniform(2, 8)),
-        swap_rate=float(rng.uniform(0.0, 0.06)),
+        swap_rate=float(rng.uniform(0.0, 0.3) if fs else rng.uniform(0.0, 0.08)),
         face_dropout=float(rng.uniform(0.0005, 0.003)),
         jitter=float(rng.uniform(0.0015, 0.004)),
         shape_bias=rng.normal(0, 7, N_SHAPE_PARAMS),
         location_bias=rng.normal(0, 1.5, 3),
         amplitude=float(np.exp(rng.normal(0, 0.15))),
-        rest_height=float(rng.uniform(-78, -58) if fs else rng.uniform(-62, -40)),
+        rest_height=float(rng.uniform(-95, -80) if fs else rng.uniform(-75, -55)),
         head_pose=np.deg2rad(rng.normal(0, [8, 6, 4])),
         nd_free=bool(rng.random() < (0.5 if fs else 0.3)),
     )

@@ -199,7 +199,7 @@ def lexicon() -> dict[str, SignTemplate]:
                 break
         out[gloss] = tpl
         seen.add(tpl.attributes())
-    return out
+    return {g: out[g] for g in C.signs()}
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -166,7 +166,7 @@ def perform_phrase(phrase: str, signer: Signer, rng: np.random.Generator, corrup
     A corrupt recording (a small share of the real data) keeps only a fraction of the frames, in a block or strided,
     so that it has far fewer than 4 frames per character.
     """
-    fpc = 9.0 / signer.speed
+    fpc = 8.3 / signer.speed
     lead = rng.uniform(0, 12)
     spell, end = spelling_keys(phrase, signer, rng, fpc, lead)
     T = int(np.ceil(end + rng.uniform(0, 12)))

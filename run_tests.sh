@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command: sets up .venv if needed, then runs the unit tests and every notebook (nbval, ci profile).
+# Extra arguments go to pytest, e.g.  ./run_tests.sh -k readers
+set -euo pipefail
+cd "$(dirname "$0")"
+bash scripts/setup_env.sh
+source scripts/env.sh
+export ASLKIT_PROFILE="${ASLKIT_PROFILE:-ci}"
+export ASLKIT_SYNTH_SIZE="${ASLKIT_SYNTH_SIZE:-$ASLKIT_PROFILE}"
+exec python -m pytest tests --nbval-lax --nbval-current-env notebooks "$@" </dev/null

@@ -1,0 +1,1 @@
+"""Compatibility fixes for the pinned dependency stack."""
