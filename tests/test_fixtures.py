@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from aslkit.paths import real_islr_sample
 from conftest import FIXTURES, SHARED_SAMPLES
 
 COPIES = {
-    "asl-signs/2044_635217.reconstructed.parquet": "asl-signs/derived/2044_635217.reconstructed.parquet",
     "asl-signs/sign_to_prediction_index_map.json": "asl-signs/sign_to_prediction_index_map.json",
     "asl-fingerspelling/character_to_prediction_index.json": "asl-fingerspelling/character_to_prediction_index.json",
     "asl-fingerspelling/inference_args.json": "asl-fingerspelling/inference_args.json",
@@ -23,3 +23,11 @@ def test_vendored_sample_is_byte_identical(copy, original):
     if not SHARED_SAMPLES.is_dir():
         pytest.skip("project shared samples not beside this checkout")
     assert (FIXTURES / copy).read_bytes() == (SHARED_SAMPLES / original).read_bytes()
+
+
+def test_packaged_real_sequence_is_byte_identical():
+    assert real_islr_sample().is_file()
+    if not SHARED_SAMPLES.is_dir():
+        pytest.skip("project shared samples not beside this checkout")
+    original = SHARED_SAMPLES / "asl-signs" / "derived" / "2044_635217.reconstructed.parquet"
+    assert real_islr_sample().read_bytes() == original.read_bytes()

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from aslkit import constants as C
+from aslkit.paths import real_islr_sample
 from aslkit.data import fs, islr
 from aslkit.synth import SIZES, generate, synthetic_info
 from aslkit.synth.body import sample_signer
@@ -17,8 +18,8 @@ from aslkit.synth.handshapes import HANDSHAPES, spell_keyframe
 from aslkit.synth.kinematics import HandGeometry, bone_lengths, hand_local
 from aslkit.synth.signs import lexicon
 from aslkit.synth.spelling import random_phrase
-from aslkit.synth.stats import (REAL_FS, REAL_ISLR, sample_fs, sample_islr, sequence_stats, summarize_fs,
-                                summarize_islr)
+from aslkit.data.stats import REAL_FS, REAL_ISLR, sequence_stats, summarize_fs, summarize_islr
+from aslkit.synth.stats import sample_fs, sample_islr
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -32,7 +33,7 @@ def test_islr_layout_matches_real_sample(islr_synth, samples):
     assert (df["path"] == [f"train_landmark_files/{p}/{s}.parquet"
                            for p, s in zip(df["participant_id"], df["sequence_id"])]).all()
     assert df["sequence_id"].is_unique
-    real = pq.read_schema(samples / "asl-signs" / "2044_635217.reconstructed.parquet")
+    real = pq.read_schema(real_islr_sample())
     for path in df["path"].iloc[:5]:
         schema = pq.read_schema(islr_synth / path)
         assert [(f.name, str(f.type)) for f in schema] == [(f.name, str(f.type)) for f in real]
@@ -187,3 +188,14 @@ def test_fs_statistics_match_real_data():
     assert 14 <= s["phrase_len_mean"] <= 22
     df = sequence_stats(seqs)
     assert (df["both_hands"] < 0.1).mean() > 0.9                           # two hands together are rare
+
+
+def test_wide_rows_round_trip_to_landmarks(fs_synth):
+    meta = fs.read_metadata(fs_synth, "train")
+    seqs = fs.read_fs_file(fs_synth / meta["path"].iloc[0], C.FS_COLUMNS)
+    x = fs.wide_to_landmarks(next(iter(seqs.values())))
+    assert x.shape[1:] == (543, 3)
+    assert np.isnan(x[:, C.POSE]).sum() == 0 and np.isfinite(x[:, C.FACE]).any()
+    from aslkit.data.stats import fs_dataset_stats
+    st = fs_dataset_stats(fs_synth, max_files=1)
+    assert len(st) == SIZES["ci"].fs_per_file and st["pose_nan"].max() == 0

@@ -11,12 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from aslkit import constants as C
+from aslkit.paths import real_islr_sample
 from aslkit.data import DataError
 from aslkit.data import fs, islr
 
 
 def test_real_islr_sequence_reads_like_kaggle(samples):
-    x = islr.load_relevant_data_subset(samples / "asl-signs" / "2044_635217.reconstructed.parquet")
+    x = islr.load_relevant_data_subset(real_islr_sample())
     assert x.shape == (7, 543, 3) and x.dtype == np.float32
     assert np.isnan(x[:, C.LEFT_HAND]).all()                   # the left hand is absent in every frame
     assert np.isfinite(x[:, C.RIGHT_HAND]).all() and np.isfinite(x[:, C.POSE]).all()
@@ -24,7 +25,7 @@ def test_real_islr_sequence_reads_like_kaggle(samples):
 
 
 def test_real_long_table_columns(samples):
-    df = islr.read_long_parquet(samples / "asl-signs" / "2044_635217.reconstructed.parquet")
+    df = islr.read_long_parquet(real_islr_sample())
     assert list(df.columns) == islr.LONG_COLUMNS
     assert df["row_id"].iloc[0] == "22-face-0"
 

@@ -17,6 +17,11 @@ KAGGLE_WORKING = Path("/kaggle/working")
 _SIGNATURE = {C.SLUG_SIGNS: "train.csv", C.SLUG_FS: "train.csv"}
 
 
+def real_islr_sample() -> Path:
+    """The real asl-signs sequence 2044/635217 shipped with the kit (7 frames, long format)."""
+    return Path(__file__).resolve().parent / "assets" / "real" / "asl-signs_2044_635217.parquet"
+
+
 def project_root() -> Path:
     """The kit's root: ``$ASLKIT_ROOT``, else the checkout holding this package, else ``/kaggle/working`` on Kaggle,
     else the current directory."""

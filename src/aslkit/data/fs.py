@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from aslkit.constants import CHAR_TO_INDEX, CHARACTERS
+from aslkit.constants import CHAR_TO_INDEX, CHARACTERS, ROWS_PER_FRAME
 from aslkit.data.errors import DataError, require_columns, require_file
 
 META_COLUMNS = ["path", "file_id", "sequence_id", "participant_id", "phrase"]
@@ -69,6 +69,14 @@ def read_metadata(data_dir: str | Path, which: str = "train") -> pd.DataFrame:
         if not phrase:
             raise DataError(path, f"row {row + 2}: empty phrase")
     return df
+
+
+def wide_to_landmarks(values: np.ndarray) -> np.ndarray:
+    """Rows of all 1629 wide columns (official order: x block, y block, z block) as ``[T, 543, 3]``."""
+    values = np.asarray(values)
+    if values.ndim != 2 or values.shape[1] != 3 * ROWS_PER_FRAME:
+        raise ValueError(f"expected [T, {3 * ROWS_PER_FRAME}] wide rows, got {values.shape}")
+    return values.reshape(len(values), 3, ROWS_PER_FRAME).transpose(0, 2, 1)
 
 
 def read_fs_file(pq_path: str | Path, selected_columns: list[str],
