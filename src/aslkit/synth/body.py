@@ -63,6 +63,11 @@ class Signer:
     nd_free: bool = True               # False: the other hand holds the phone and never signs
     head_pose: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(3))
 
+    def rest_position(self, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Where a resting hand's reference point is (cm, right-hand side), jittered when ``rng`` is given."""
+        pos = np.array([-self.shoulder_half * 0.7, self.rest_height, 14.0])
+        return pos if rng is None else pos + rng.normal(0, 2, 3)
+
     @property
     def face_scale(self) -> float:
         """Image-width units per cm at the face."""
@@ -127,7 +132,7 @@ def head_points(signer: Signer, head_pose: np.ndarray | None = None, jaw: np.nda
         pts[:, :, 1] -= jaw[:, None] * below[None, :]
     rot = (rotation_about(np.array([0.0, 1.0, 0.0]), hp[:, 0]) @ rotation_about(np.array([1.0, 0.0, 0.0]), hp[:, 1])
            @ rotation_about(np.array([0.0, 0.0, 1.0]), hp[:, 2]))
-    pts = np.einsum("tij,tkj->tki", rot, pts)
+    pts = pts @ rot.transpose(0, 2, 1)
     return pts + np.array([0.0, HEAD_CENTER_Y * signer.shoulder_half / 19.0, HEAD_CENTER_Z])
 
 
@@ -320,4 +325,4 @@ def _swap_handedness(rng: np.random.Generator, signer: Signer, out: np.ndarray, 
 def contact_offset(shape: np.ndarray, rot: np.ndarray, geom: HandGeometry, point: int) -> np.ndarray:
     """World offset ``[T, 3]`` from the wrist to hand point ``point`` (e.g. 8 = index tip) for a right hand."""
     local = hand_local(shape, geom)[:, point]
-    return np.einsum("tij,tj->ti", rot, local)
+    return (rot @ local[:, :, None])[:, :, 0]

@@ -126,7 +126,7 @@ def _thumb(rad: np.ndarray, geom: HandGeometry) -> np.ndarray:
 def hand_world(shape: np.ndarray, rotation: np.ndarray, wrist: np.ndarray, geom: HandGeometry) -> np.ndarray:
     """Right-hand points ``[T, 21, 3]`` in world cm: local hand rotated by ``rotation`` ``[T,3,3]``, at ``wrist``."""
     local = hand_local(shape, geom)
-    return np.einsum("tij,tkj->tki", rotation, local) + wrist[:, None, :]
+    return local @ rotation.transpose(0, 2, 1) + wrist[:, None, :]
 
 
 def mirror_x(points: np.ndarray) -> np.ndarray:

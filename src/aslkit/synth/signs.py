@@ -257,7 +257,7 @@ def _hand_track(tpl: SignTemplate, signer: Signer, rng: np.random.Generator, T: 
                 loc: np.ndarray, phase: float, shape_noise: np.ndarray, from_rest: bool, to_rest: bool,
                 amp: float, orientation: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Target position, handshape and rotation ``[T, ...]`` of one active hand (right-hand coordinates)."""
-    rest_pos = np.array([-signer.shoulder_half * 0.7, signer.rest_height, 14.0]) + rng.normal(0, 2, 3)
+    rest_pos = signer.rest_position(rng)
     t = np.arange(T, dtype=np.float64)
     end = lead + core - 1
     s = np.clip((t - lead) / max(core - 1, 1), 0, 1)
@@ -304,7 +304,7 @@ def perform_sign(tpl: SignTemplate, signer: Signer, rng: np.random.Generator, T:
     two = hands in ("sym", "alt")
     if two and abs(loc[0]) < 6:
         loc = loc + np.array([-6.0, 0.0, 0.0])
-    nd_rest = np.array([-signer.shoulder_half * 0.7, signer.rest_height, 14.0]) + rng.normal(0, 2, 3)
+    nd_rest = signer.rest_position(rng)
     if hands == "base":
         nd_pos = mirror_x(anchor(signer, "nd_hand")) + rng.normal(0, 1.0, 3)
         nd_orient = "palm_up" if tpl.nd_shape in ("flatB", "B", "5") else "up_side"

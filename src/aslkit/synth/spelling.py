@@ -170,14 +170,14 @@ def perform_phrase(phrase: str, signer: Signer, rng: np.random.Generator, corrup
     lead = rng.uniform(0, 12)
     spell, end = spelling_keys(phrase, signer, rng, fpc, lead)
     T = int(np.ceil(end + rng.uniform(0, 12)))
-    rest = np.array([-signer.shoulder_half * 0.7, signer.rest_height, 14.0])
+    rest = signer.rest_position()
     keys = [key(0, rest, "rest", "rest", signer.shape_bias)] if lead > 3 else []
     keys += spell
     if T - end > 3:
         keys.append(key(T - 1, rest, "rest", "rest", signer.shape_bias))
     tl = interpolate(keys, T)
     wrist = tl.wrist_target - contact_offset(tl.shape, tl.rot, signer.hand, 5)
-    nd_rest = rest + rng.normal(0, 2, 3)
+    nd_rest = signer.rest_position(rng)
     nd = interpolate([key(0, nd_rest, "rest", "rest", signer.shape_bias)], T)
     nd_wrist = nd.wrist_target - contact_offset(nd.shape, nd.rot, signer.hand, 9)
     t = np.arange(T)

@@ -95,7 +95,7 @@ def _islr_job(args: tuple) -> list[dict]:
     for k, (sign, sid) in enumerate(jobs):
         rng = _rng(seed, C.SLUG_SIGNS, p_idx, k, 7)
         lm = render(signer, perform_sign(lex[sign], signer, rng), rng)
-        pq.write_table(long_table(lm, int(rng.integers(0, 60))), folder / f"{sid}.parquet")
+        pq.write_table(long_table(lm, int(rng.integers(0, 60))), folder / f"{sid}.parquet", use_dictionary=["type"])
         rows.append({"path": f"train_landmark_files/{pid}/{sid}.parquet", "participant_id": pid,
                      "sequence_id": int(sid), "sign": sign})
     return rows
