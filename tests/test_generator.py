@@ -19,7 +19,7 @@ from aslkit.synth.kinematics import HandGeometry, bone_lengths, hand_local
 from aslkit.synth.signs import lexicon
 from aslkit.synth.spelling import random_phrase
 from aslkit.data.stats import REAL_FS, REAL_ISLR, sequence_stats, summarize_fs, summarize_islr
-from aslkit.synth.stats import sample_fs, sample_islr
+from aslkit.synth.stats import baseline_accuracy, sample_fs, sample_islr
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -199,3 +199,9 @@ def test_wide_rows_round_trip_to_landmarks(fs_synth):
     from aslkit.data.stats import fs_dataset_stats
     st = fs_dataset_stats(fs_synth, max_files=1)
     assert len(st) == SIZES["ci"].fs_per_file and st["pose_nan"].max() == 0
+
+
+def test_signs_are_learnable_but_not_trivial():
+    res = baseline_accuracy(n_signs=20, n_signers=6, per_sign=2, test_signers=2)
+    assert res["heldout_signer_accuracy"] > 4 * res["chance"]          # a crude baseline generalises to new people
+    assert res["heldout_signer_accuracy"] < 0.98                       # ... but does not solve it
