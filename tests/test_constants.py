@@ -88,3 +88,19 @@ def test_every_real_phrase_round_trips(samples, name):
 
 def test_decode_drops_blank_and_padding():
     assert decode_indices([32, 59, 33, 60, 34, -1]) == "abc"
+
+
+@pytest.mark.parametrize("name", sorted(C.CACHE_SUBSETS))
+def test_cache_subsets_are_flip_closed(name):
+    subset = C.CACHE_SUBSETS[name]
+    assert len(set(subset.tolist())) == len(subset)
+    perm = C.subset_flip_permutation(subset)
+    assert (subset[perm] == C.flip_permutation()[subset]).all()
+    assert (perm[perm] == np.arange(len(subset))).all()
+    pos = C.subset_positions(subset, C.RIGHT_HAND)
+    assert (subset[pos] == C.RIGHT_HAND).all()
+
+
+def test_subset_positions_rejects_absent_landmarks():
+    with pytest.raises(ValueError, match="not in the subset"):
+        C.subset_positions(C.CACHE_SUBSETS["islr"], [300])

@@ -106,6 +106,23 @@ FS_130 = np.concatenate([LIPS, LEFT_HAND, RIGHT_HAND, NOSE, RIGHT_EYE, LEFT_EYE,
 # The 118 points of the ISLR 1st-place solution.
 ISLR_118 = np.concatenate([LIPS, LEFT_HAND, RIGHT_HAND, NOSE, RIGHT_EYE, LEFT_EYE])
 
+# Landmarks kept in a prepared (cached) asl-signs dataset: enough for every model family of the kit, closed under
+# the left/right flip. Order: lips, left hand, right hand, nose, right eye, left eye, upper-body pose (0-24).
+CACHE_SUBSETS: dict[str, np.ndarray] = {
+    "islr": np.concatenate([ISLR_118, flat("pose", UPPER_BODY_POSE)]),
+    "all": np.arange(543),
+}
+
+
+def subset_positions(subset: np.ndarray, landmarks) -> np.ndarray:
+    """Positions within ``subset`` of the given flat landmark indices (KeyError-like ValueError when absent)."""
+    where = {int(v): i for i, v in enumerate(np.asarray(subset))}
+    missing = [int(v) for v in np.asarray(landmarks) if int(v) not in where]
+    if missing:
+        raise ValueError(f"landmarks {missing[:10]} are not in the subset")
+    return np.array([where[int(v)] for v in np.asarray(landmarks)], dtype=np.int64)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Hand and pose topology (for kinematics and plots)
 # ---------------------------------------------------------------------------------------------------------------
@@ -169,6 +186,11 @@ def flip_permutation() -> np.ndarray:
     perm[RIGHT_HAND] = LEFT_HAND
     perm[POSE] = PART_OFFSETS["pose"] + POSE_MIRROR
     return perm
+
+
+def subset_flip_permutation(subset: np.ndarray) -> np.ndarray:
+    """The flip permutation expressed in positions of ``subset`` (which must be closed under the flip)."""
+    return subset_positions(subset, flip_permutation()[np.asarray(subset)])
 
 
 # ---------------------------------------------------------------------------------------------------------------
