@@ -19,6 +19,7 @@ class Inner:
 @dataclass
 class Outer:
     name: str = "x"
+    limit: int | None = None
     flag: bool = False
     sizes: tuple[int, ...] = (1, 2)
     inner: Inner = field(default_factory=Inner)
@@ -26,7 +27,8 @@ class Outer:
 
 def test_overrides_are_typed():
     cfg = apply_overrides(Outer(), ["name=run1", "flag=true", "sizes=[3, 4, 5]", "inner.lr=0.01", "inner.layers=2"])
-    assert cfg == Outer("run1", True, (3, 4, 5), Inner(0.01, 2))
+    assert cfg == Outer("run1", None, True, (3, 4, 5), Inner(0.01, 2))
+    assert apply_overrides(Outer(), ["limit=5"]).limit == 5 and apply_overrides(Outer(), ["limit=null"]).limit is None
     assert Outer().inner.lr == 1e-3                         # the default is untouched
     assert apply_overrides(Outer(), {"inner.lr": 1}).inner.lr == 1.0 and isinstance(
         apply_overrides(Outer(), {"inner.lr": 1}).inner.lr, float)
@@ -67,3 +69,12 @@ def test_profile_from_environment(monkeypatch):
     monkeypatch.setenv("ASLKIT_PROFILE", "bogus")
     with pytest.raises(ValueError, match="ASLKIT_PROFILE"):
         cfgmod.default_profile()
+
+
+def test_free_form_dict_sub_configs():
+    from aslkit.train import TrainConfig
+    cfg = make_config(TrainConfig, "ci", ["model.layers=3", "augment.flip_p=0.25", "optim.epochs=5"])
+    assert cfg.model["layers"] == 3 and cfg.model["hidden"] == 64          # preset keys kept
+    assert cfg.augment == {"flip_p": 0.25} and cfg.optim.epochs == 5
+    with pytest.raises(TypeError, match="expected a mapping"):
+        apply_overrides(cfg, {"model": 3})

@@ -42,6 +42,25 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from aslkit.prepare import PrepareConfig, prepare_signs
+    flags = {k: v for k, v in (("data_dir", args.data_dir),) if v is not None}
+    cfg = make_config(PrepareConfig, args.preset, {**flags, **parse_overrides(args.overrides)})
+    prepare_signs(cfg)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from aslkit.train import TrainConfig, train
+    if args.resume:
+        if args.overrides or args.preset:
+            raise SystemExit("error: --resume continues a run with its saved config; no preset/overrides")
+        train(resume=args.resume)
+        return 0
+    train(make_config(TrainConfig, args.preset, parse_overrides(args.overrides)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per stage."""
     parser = argparse.ArgumentParser(prog="aslkit", description=__doc__)
@@ -65,6 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="explicit data directory")
     _add_common(p)
     p.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser("prepare", help="read every sequence once into a compact, resumable cache (asl-signs)",
+                       description="Prepare the asl-signs cache under input/prepared/ (parallel, resumable, "
+                                   "idempotent) with participant folds.")
+    p.add_argument("--data-dir", default=None, help="explicit data directory")
+    _add_common(p)
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("train", help="train a model into logs/<run>/ (or --resume a run)",
+                       description="Train with the kit's loop; e.g. aslkit train --preset quick fold=1 "
+                                   "model.layers=3. Under torchrun it trains with DDP.")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue logs/<run> from its last checkpoint")
+    _add_common(p)
+    p.set_defaults(func=_cmd_train)
     return parser
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,11 +77,15 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         value = yaml.safe_load(value)
     if tp is Any:
         return value
+    if tp is dict or origin is dict:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{name}: expected a mapping, got {value!r}")
+        return dict(value)
     if origin in (list, tuple, Sequence):
         args = typing.get_args(tp) or (Any,)
         items = [_coerce(v, args[0], name) for v in (value if isinstance(value, (list, tuple)) else [value])]
         return tuple(items) if origin is tuple else items
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return None if value is None else _coerce(value, args[0], name)
     if tp is bool:
@@ -119,11 +124,25 @@ def apply_overrides(cfg: T, overrides: Sequence[str] | Mapping[str, Any] | None)
         types = _field_types(type(cfg))
         if head not in types:
             raise KeyError(f"unknown config key {key!r} for {type(cfg).__name__}; known: {sorted(types)}")
-        if rest:
-            setattr(cfg, head, apply_overrides(getattr(cfg, head), {rest: value}))
+        current = getattr(cfg, head)
+        if rest and isinstance(current, dict):     # free-form sub-config (checked by whoever builds from it)
+            setattr(cfg, head, _set_nested(current, rest, value))
+        elif rest:
+            setattr(cfg, head, apply_overrides(current, {rest: value}))
         else:
             setattr(cfg, head, _coerce(value, types[head], key))
     return cfg
+
+
+def _set_nested(d: dict, dotted: str, value: Any) -> dict:
+    """Copy of ``d`` with ``dotted`` (a.b.c) set to ``value`` (YAML-parsed when a string)."""
+    out = dict(d)
+    head, _, rest = dotted.partition(".")
+    if rest:
+        out[head] = _set_nested(out.get(head, {}) or {}, rest, value)
+    else:
+        out[head] = yaml.safe_load(value) if isinstance(value, str) else value
+    return out
 
 
 def make_config(cls: type[T], preset: str | None = None, overrides: Sequence[str] | Mapping[str, Any] | None = None

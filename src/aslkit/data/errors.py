@@ -12,6 +12,9 @@ class DataError(ValueError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):
+        return (DataError, (self.path, self.problem))
+
 
 def require_file(path: str | Path, what: str = "file") -> Path:
     """Return ``path`` as a Path, or raise DataError when it does not exist."""

@@ -1,0 +1,160 @@
+"""The prepared asl-signs cache on disk: its file layout, atomic writes, shard manifests, and the reader.
+
+Layout of a cache folder (written by ``aslkit.prepare``)::
+
+    config.yaml          the resolved PrepareConfig it was made with
+    index.parquet        one row per prepared sequence (INDEX_COLUMNS), sorted by sequence_id
+    folds.csv            sequence_id, participant_id, fold (same row order as the index)
+    errors.csv           path, error: the files skipped with skip_bad (header only when none)
+    prepared.json        summary and landmark subset; written last, so it marks a complete cache
+    shards/<name>.npy    all frames of a shard's sequences, [n_frames, n_landmarks, 3] float32, NaNs kept
+    shards/<name>.json   the shard's manifest: its source files (size, mtime_ns) and each sequence's length
+
+A sequence is ``shard[start:start + length]`` of its shard; shards are opened with ``np.load(mmap_mode="r")`` so
+the cache never has to fit in memory.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aslkit.data.errors import DataError, require_file
+
+FORMAT_VERSION = 1
+INDEX = "index.parquet"
+FOLDS = "folds.csv"
+ERRORS = "errors.csv"
+CONFIG = "config.yaml"
+META = "prepared.json"
+SHARDS = "shards"
+INDEX_COLUMNS = ["sequence_id", "participant_id", "sign", "label", "path", "length", "shard", "start"]
+FOLD_COLUMNS = ["sequence_id", "participant_id", "fold"]
+ERROR_COLUMNS = ["path", "error"]
+
+
+def shard_name(first_sequence_id: int) -> str:
+    """Name of the shard that starts with ``first_sequence_id`` (stable when other shards change)."""
+    return f"shard-{int(first_sequence_id):010d}"
+
+
+def shard_files(root: str | Path, name: str) -> tuple[Path, Path]:
+    """The ``.npy`` frames file and the ``.json`` manifest of shard ``name`` in cache folder ``root``."""
+    folder = Path(root) / SHARDS
+    return folder / f"{name}.npy", folder / f"{name}.json"
+
+
+def _temp_path(path: Path) -> Path:
+    """The temporary name a file is written under before it is moved into place."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file next to ``path`` and move it into place (never half a file)."""
+    path = Path(path)
+    tmp = _temp_path(path)
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def write_if_changed(path: str | Path, data: bytes) -> bool:
+    """Atomically write ``data`` unless ``path`` already holds exactly it; True when the file was written."""
+    path = Path(path)
+    if path.is_file() and path.read_bytes() == data:
+        return False
+    write_atomic(path, data)
+    return True
+
+
+def save_array_atomic(path: str | Path, array: np.ndarray) -> Path:
+    """``np.save`` to a temporary file, then move it to ``path``."""
+    path = Path(path)
+    tmp = _temp_path(path)
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: str | Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or None when the file is missing or not valid JSON (e.g. from an old crash)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def json_bytes(data: dict[str, Any]) -> bytes:
+    """Deterministic JSON encoding (same data, same bytes) used for manifests and the summary."""
+    return json.dumps(data, indent=1, sort_keys=True).encode()
+
+
+class PreparedSigns:
+    """Read-only view of a prepared asl-signs cache: ``ds[i]`` is sequence ``i`` of ``ds.index`` as
+    ``[T, S, 3]`` float32 (NaNs kept), where S landmarks are the flat indices ``ds.subset``."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.meta = self._read_meta()
+        self.subset = np.asarray(self.meta["subset"], dtype=np.int64)
+        self.index = pd.read_parquet(require_file(self.path / INDEX, "cache index"))
+        self.folds = pd.read_csv(require_file(self.path / FOLDS, "cache folds"))
+        self._shard = self.index["shard"].to_numpy()
+        self._start = self.index["start"].to_numpy(np.int64)
+        self._length = self.index["length"].to_numpy(np.int64)
+        self._open: dict[str, np.ndarray] = {}
+
+    def _read_meta(self) -> dict[str, Any]:
+        """``prepared.json``, checked to be complete and of this format version."""
+        path = self.path / META
+        meta = read_json(path)
+        if meta is None:
+            raise DataError(path, "missing or unreadable: not a complete prepared cache (run aslkit prepare)")
+        if meta.get("format") != FORMAT_VERSION:
+            raise DataError(path, f"cache format {meta.get('format')!r}, this kit reads {FORMAT_VERSION}; "
+                                  "run aslkit prepare again")
+        return meta
+
+    @property
+    def config(self):
+        """The ``PrepareConfig`` the cache was made with."""
+        from aslkit.config import load_config
+        from aslkit.prepare import PrepareConfig
+        return load_config(PrepareConfig, require_file(self.path / CONFIG, "cache config"))
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        """The files that were skipped (path, error); empty when none."""
+        return pd.read_csv(self.path / ERRORS, dtype=str, keep_default_na=False)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def shard(self, name: str) -> np.ndarray:
+        """The memory-mapped frames of one shard, checked against the index."""
+        if name not in self._open:
+            npy, _ = shard_files(self.path, name)
+            arr = np.load(require_file(npy, "cache shard"), mmap_mode="r")
+            frames = int(self._length[self._shard == name].sum())
+            if arr.ndim != 3 or arr.shape[1:] != (len(self.subset), 3) or arr.shape[0] < frames:
+                raise DataError(npy, f"shape {arr.shape} does not match the index ({frames} frames of "
+                                     f"{len(self.subset)} landmarks); run aslkit prepare again")
+            self._open[name] = arr
+        return self._open[name]
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"sequence {i} out of range for a cache of {n} sequences")
+        start, length = self._start[i], self._length[i]
+        return np.array(self.shard(self._shard[i])[start:start + length], dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return (f"PreparedSigns({str(self.path)!r}: {len(self)} sequences, {self.meta['n_frames']} frames, "
+                f"{len(self.subset)} landmarks)")

@@ -1,0 +1,95 @@
+"""The training loop: run folder, schedule, exact resume after SIGKILL, and DDP with two CPU ranks."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from aslkit.config import make_config
+from aslkit.prepare import PrepareConfig, prepare_signs
+from aslkit.train import TrainConfig, flat_cosine, load_checkpoint, train
+
+TINY = ["optim.epochs=4", "optim.batch_size=16", "max_train_samples=64", "model.hidden=32", "model.layers=2",
+        "model.heads=2", "model.intermediate=64", "features.max_len=16", "seed=3"]
+
+
+@pytest.fixture(scope="module")
+def cache(islr_synth, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("prepared") / "islr"
+    return prepare_signs(make_config(PrepareConfig, "ci", {"data_dir": str(islr_synth), "out_dir": str(out)}))
+
+
+def _env(root: Path) -> dict[str, str]:
+    return {**os.environ, "ASLKIT_ROOT": str(root), "OMP_NUM_THREADS": "1"}
+
+
+def test_flat_then_cosine():
+    f = flat_cosine(100, 0.6)
+    assert f(0) == f(59) == 1.0
+    assert 0.99 < f(61) < 1.0 and abs(f(80) - 0.5) < 1e-9 and f(100) == 0.0
+
+
+def test_run_folder_contents(cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("ASLKIT_ROOT", str(tmp_path))
+    cfg = make_config(TrainConfig, "ci", TINY + [f"prepared_dir={cache}", "run_name=r", "optim.epochs=2"])
+    run = train(cfg)
+    assert run == tmp_path / "logs" / "r"
+    m = pd.read_csv(run / "metrics.csv")
+    assert list(m["epoch"]) == [1, 2] and {"train_loss", "val_acc", "val_top5", "lr"} <= set(m.columns)
+    oof = pd.read_csv(run / "oof.csv")
+    logits = np.load(run / "oof_logits.npy")
+    assert len(oof) == len(logits) > 0 and logits.shape[1] == 250 and (oof["fold"] == 0).all()
+    assert (oof["pred"] == logits.argmax(1)).all()
+    for name in ("last.pt", "best.pt"):
+        ck = load_checkpoint(run / "checkpoints" / name)                 # weights_only=True
+        assert any(isinstance(v, torch.Tensor) for v in ck["model"].values())
+    assert (run / "config.yaml").is_file() and (run / "plots" / "learning_curves.png").is_file()
+
+
+def _cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "aslkit", "train", *args]
+
+
+def test_resume_after_sigkill_equals_uninterrupted(cache, tmp_path):
+    common = TINY + [f"prepared_dir={cache}", "optim.epochs=5"]
+    subprocess.run(_cmd("--preset", "ci", *common, "run_name=straight"), env=_env(tmp_path), check=True,
+                   capture_output=True)
+    proc = subprocess.Popen(_cmd("--preset", "ci", *common, "run_name=killed"), env=_env(tmp_path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "logs" / "killed" / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "training finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(pd.read_csv(tmp_path / "logs" / "killed" / "metrics.csv"))
+    assert done < 5
+    subprocess.run(_cmd("--resume", str(tmp_path / "logs" / "killed")), env=_env(tmp_path), check=True,
+                   capture_output=True)
+    a = pd.read_csv(tmp_path / "logs" / "straight" / "metrics.csv").drop(columns="seconds")
+    b = pd.read_csv(tmp_path / "logs" / "killed" / "metrics.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(a, b)
+    wa = load_checkpoint(tmp_path / "logs" / "straight" / "checkpoints" / "last.pt")["model"]
+    wb = load_checkpoint(tmp_path / "logs" / "killed" / "checkpoints" / "last.pt")["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_ddp_two_cpu_ranks_agree(cache, tmp_path):
+    torchrun = Path(sys.executable).parent / "torchrun"
+    args = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "aslkit", "train", "--preset", "ci",
+            *TINY, f"prepared_dir={cache}", "optim.epochs=2", "run_name=ddp"]
+    res = subprocess.run(args, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = tmp_path / "logs" / "ddp"
+    sums = [float(pd.read_json(run / f"rank{r}.json", typ="series")["param_sum"]) for r in (0, 1)]
+    assert sums[0] == sums[1]
+    assert len(pd.read_csv(run / "metrics.csv")) == 2
