@@ -16,7 +16,7 @@ done
 for nb in notebooks/[0-9][0-9]_*.ipynb; do
   echo "[run_all] $nb -> $RUN/notebooks/"
   python -m papermill "$nb" "$RUN/notebooks/$(basename "$nb")" -k python3 --cwd notebooks -p profile "$PROFILE" \
-    -p run_dir "$(pwd)/$RUN" \
+    -p run_dir "$(pwd)/$RUN" -p run "$(pwd)/$RUN/asl-signs" \
     --log-output --no-progress-bar
 done
 echo "[run_all] done: $RUN"

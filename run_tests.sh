@@ -6,5 +6,7 @@ cd "$(dirname "$0")"
 bash scripts/setup_env.sh
 source scripts/env.sh
 export ASLKIT_PROFILE="${ASLKIT_PROFILE:-ci}"
+# Tests and notebooks under test see only their own tree (synthetic ci data, their own logs), never input/ or logs/.
+export ASLKIT_ROOT="${ASLKIT_ROOT:-$PWD/.test_root}"
 export ASLKIT_SYNTH_SIZE="${ASLKIT_SYNTH_SIZE:-$ASLKIT_PROFILE}"
 exec python -m pytest tests --nbval-lax --nbval-current-env notebooks "$@" </dev/null

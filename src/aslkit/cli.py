@@ -61,6 +61,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from aslkit.evaluate import validate
+    validate(args.runs, args.out)
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from aslkit.export import ConvertConfig, convert
+    cfg = make_config(ConvertConfig, None, {"run_dir": args.run, **parse_overrides(args.overrides)})
+    convert(cfg)
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from aslkit.submit import submit
+    submit(args.run, args.out)
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from aslkit.submit import score_run
+    score_run(args.run, args.submission)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per stage."""
     parser = argparse.ArgumentParser(prog="aslkit", description=__doc__)
@@ -98,6 +123,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue logs/<run> from its last checkpoint")
     _add_common(p)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("validate", help="OOF report of one or more runs (per fold, participant, sign; confusions)",
+                       description="Write validation tables and plots to <first run>/validation/.")
+    p.add_argument("runs", nargs="+", help="run folders (e.g. one per fold)")
+    p.add_argument("--out", default=None, help="output folder (default <first run>/validation)")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("convert", help="export a run to float32/float16 TFLite and check every gate",
+                       description="torch -> ONNX -> onnx2tf -> TFLite (serving_default: inputs -> outputs); "
+                                   "gates: size, builtin ops, degenerate inputs, parity with torch.")
+    p.add_argument("run", help="run folder")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. submit_build=float32 parity_limit=200")
+    p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("submit", help="write submission.zip (model.tflite) for a converted run",
+                       description="Zip <run>/export/model.tflite as submission.zip (also to /kaggle/working).")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--out", default=None, help="zip path (default <run>/submission.zip)")
+    p.set_defaults(func=_cmd_submit)
+
+    p = sub.add_parser("score", help="local clone of Kaggle's grader on the run's held-out participants",
+                       description="Grade submission.zip like Kaggle (parquet loader, signature runner, argmax, "
+                                   "1 thread): accuracy, latency mean/p95, size, next to the torch OOF accuracy.")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--submission", default=None, help="zip or .tflite (default <run>/submission.zip)")
+    p.set_defaults(func=_cmd_score)
     return parser
 
 

@@ -11,10 +11,12 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -43,14 +45,18 @@ def _venv_env() -> dict[str, str]:
     return env
 
 
-def onnx_to_saved_model(onnx_path: str | Path, out_dir: str | Path) -> Path:
-    """Run onnx2tf (input layout kept as is) and return the SavedModel folder; RuntimeError with its log on failure."""
+def onnx_to_saved_model(onnx_path: str | Path, out_dir: str | Path, strict: bool = True) -> Path:
+    """Run onnx2tf (input layout kept as is) and return the SavedModel folder; RuntimeError with its log on failure.
+
+    ``strict=False`` adds onnx2tf's ``-dsm`` (needed by DeBERTa's relative-position gathers); it skips onnx2tf's own
+    layout checks, so only the parity gate tells whether the result is right.
+    """
     out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     exe = Path(sys.executable).parent / "onnx2tf"
     cmd = [str(exe) if exe.exists() else "onnx2tf", "-i", str(onnx_path), "-o", str(out_dir), "-osd",
-           "-kat", INPUT_NAME, "-dsm", "-n"]
+           "-kat", INPUT_NAME, "-n"] + ([] if strict else ["-dsm"])
     res = subprocess.run(cmd, capture_output=True, text=True, env=_venv_env())
     log = out_dir.parent / f"{out_dir.name}.onnx2tf.log"
     log.write_text(res.stdout + "\n" + res.stderr)
@@ -130,3 +136,137 @@ def degenerate_inputs(n_landmarks: int = 543, seed: int = 0) -> dict[str, np.nda
     return {"1 frame": base[:1], "2 frames": base[:2], "all-NaN hands": no_hands,
             "all-NaN input": np.full((12, n_landmarks, 3), np.nan, np.float32),
             "1000 frames": rng.uniform(0.2, 0.8, (1000, n_landmarks, 3)).astype(np.float32)}
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# A trained run as one grader-input module, and ``aslkit convert`` with its gates
+# ------------------------------------------------------------------------------------------------------------------
+class GraderModel(nn.Module):
+    """Raw grader input ``[T, 543, 3]`` (NaNs) -> ``[num_classes]`` logits: landmark subset, features, model."""
+
+    def __init__(self, subset: np.ndarray, features: nn.Module, model: nn.Module):
+        super().__init__()
+        self.register_buffer("subset", torch.as_tensor(np.asarray(subset), dtype=torch.long), persistent=False)
+        self.features, self.model = features, model
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        x = inputs[:, self.subset]
+        return self.model(self.features(x).unsqueeze(0))[0]
+
+
+def load_grader_model(run: str | Path, checkpoint: str = "best") -> GraderModel:
+    """The trained model of a run folder (its config, data.json and checkpoint) as a ``GraderModel``."""
+    import json
+
+    from aslkit.config import load_config
+    from aslkit.train import TrainConfig, load_checkpoint, signs_modules
+    run = Path(run)
+    cfg = load_config(TrainConfig, run / "config.yaml")
+    subset = np.array(json.loads((run / "data.json").read_text())["subset"])
+    features, model = signs_modules(cfg, subset)
+    model.load_state_dict(load_checkpoint(run / "checkpoints" / f"{checkpoint}.pt")["model"])
+    return GraderModel(subset, features, model).eval()
+
+
+def validation_sequences(run: str | Path, limit: int = 0) -> tuple[list[np.ndarray], pd.DataFrame]:
+    """Raw grader inputs of a run's validation sequences, read from the original parquet files as Kaggle does."""
+    import json
+
+    from aslkit.data.cache import PreparedSigns
+    from aslkit.data.islr import load_relevant_data_subset
+    run = Path(run)
+    data = json.loads((run / "data.json").read_text())
+    oof = pd.read_csv(run / "oof.csv")
+    if limit:
+        oof = oof.iloc[:limit]
+    index = PreparedSigns(data["prepared_dir"]).index.set_index("sequence_id")
+    paths = [Path(data["data_dir"]) / index.loc[s, "path"] for s in oof["sequence_id"]]
+    return [load_relevant_data_subset(p) for p in paths], oof.reset_index(drop=True)
+
+
+@dataclass
+class ConvertConfig:
+    """``aslkit convert``: which run, which checkpoint, and the gates every build must pass."""
+
+    run_dir: str = ""
+    checkpoint: str = "best"
+    submit_build: str = "float16"    # the build copied to model.tflite
+    max_size_mb: float = 40.0
+    min_agreement: float = 0.999
+    parity_limit: int = 0            # 0: the whole validation fold
+
+
+class GateError(RuntimeError):
+    """A conversion gate failed (the report names which)."""
+
+
+def torch_outputs(model: nn.Module, seqs: list[np.ndarray]) -> np.ndarray:
+    """Outputs of the torch grader model, one sequence at a time."""
+    with torch.no_grad():
+        return np.stack([model(torch.from_numpy(x)).numpy() for x in seqs])
+
+
+def check_build(path: Path, model: nn.Module, seqs: list[np.ndarray], ref: np.ndarray, cfg: ConvertConfig
+                ) -> dict:
+    """Size, builtin-only ops, both runtimes, degenerate inputs and parity with torch for one TFLite build."""
+    ops = op_names(path)
+    rep: dict = {"size_mb": path.stat().st_size / 2 ** 20, "ops": ops,
+                 "non_builtin_ops": [o for o in ops if "FLEX" in o.upper() or "CUSTOM" in o.upper()]}
+    litert, tflite = tflite_runner(path, "litert"), tflite_runner(path, "tflite")
+    rep["degenerate_finite"] = {k: bool(np.isfinite(litert(x)).all() and np.isfinite(tflite(x)).all())
+                                for k, x in degenerate_inputs().items()}
+    out = np.stack([litert(x) for x in seqs]) if seqs else np.zeros((0, 1))
+    if len(seqs):
+        diff = np.abs(out - ref)
+        rep.update(agreement=float((out.argmax(1) == ref.argmax(1)).mean()), max_abs_diff=float(diff.max()),
+                   mean_abs_diff=float(diff.mean()), n_parity=len(seqs))
+        rep["tflite_runtime_agreement"] = float(np.mean([tflite(x).argmax() == r.argmax()
+                                                         for x, r in zip(seqs[:50], ref[:50])]))
+    rep["failed"] = gate_failures(rep, cfg)
+    return rep
+
+
+def gate_failures(rep: dict, cfg: ConvertConfig) -> list[str]:
+    """Names of the gates a build report fails."""
+    fails = []
+    if rep["size_mb"] >= cfg.max_size_mb:
+        fails.append(f"size {rep['size_mb']:.1f} MB >= {cfg.max_size_mb} MB")
+    if rep["non_builtin_ops"]:
+        fails.append(f"non-builtin ops {rep['non_builtin_ops']}")
+    fails += [f"non-finite output for {k}" for k, ok in rep["degenerate_finite"].items() if not ok]
+    if "agreement" in rep and rep["agreement"] < cfg.min_agreement:
+        fails.append(f"argmax agreement {rep['agreement']:.4f} < {cfg.min_agreement}")
+    return fails
+
+
+def convert(cfg: ConvertConfig) -> dict:
+    """Export a run to float32 and float16 TFLite under ``<run>/export/``, check every gate, write report.json."""
+    import json
+    run = Path(cfg.run_dir)
+    out = run / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_grader_model(run, cfg.checkpoint)
+    onnx_path = export_onnx(model, out / "model.onnx", torch.rand(23, 543, 3))
+    try:
+        saved = onnx_to_saved_model(onnx_path, out / "saved_model")
+    except RuntimeError as e:
+        print(f"onnx2tf strict mode failed ({str(e).splitlines()[0]}); retrying without its layout checks")
+        saved = onnx_to_saved_model(onnx_path, out / "saved_model", strict=False)
+    builds = {"float32": saved_model_to_tflite(saved, out / "model_float32.tflite"),
+              "float16": saved_model_to_tflite(saved, out / "model_float16.tflite", float16=True)}
+    seqs, oof = validation_sequences(run, cfg.parity_limit) if (run / "oof.csv").is_file() else ([], None)
+    ref = torch_outputs(model, seqs)
+    report = {name: check_build(path, model, seqs, ref, cfg) for name, path in builds.items()}
+    if oof is not None and len(oof):
+        report["torch_accuracy"] = float((ref.argmax(1) == oof["label"].to_numpy()).mean())
+    shutil.copyfile(builds[cfg.submit_build], out / "model.tflite")
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    for name in builds:
+        r = report[name]
+        print(f"{name}: {r['size_mb']:.2f} MB, agreement {r.get('agreement', float('nan')):.4f}, max|diff| "
+              f"{r.get('max_abs_diff', float('nan')):.2e}, mean|diff| {r.get('mean_abs_diff', float('nan')):.2e}"
+              f"{'' if not r['failed'] else ', FAILED: ' + '; '.join(r['failed'])}")
+    failed = {n: report[n]["failed"] for n in builds if report[n]["failed"]}
+    if failed:
+        raise GateError(f"conversion gates failed: {failed} (report: {out / 'report.json'})")
+    return report

@@ -71,8 +71,8 @@ class TrainConfig:
 PRESETS[TrainConfig] = {
     "ci": {"synth_size": "ci", "optim.epochs": 3, "optim.batch_size": 32,
            "model": {"hidden": 64, "layers": 2, "heads": 2, "intermediate": 128}},
-    "quick": {"synth_size": "quick", "optim.epochs": 24, "optim.batch_size": 64,
-              "model": {"hidden": 192, "layers": 3, "heads": 4, "intermediate": 384}},
+    "quick": {"synth_size": "quick", "optim.epochs": 24, "optim.batch_size": 64, "workers": 1,
+              "features": {"max_len": 32}, "model": {"hidden": 128, "layers": 3, "heads": 4, "intermediate": 256}},
     "full": {"synth_size": "full", "optim.epochs": 70, "optim.ema_decay": 0.999},
 }
 
@@ -221,21 +221,29 @@ class TaskParts:
     transform: Any
     model: nn.Module
     num_classes: int
+    data: dict = field(default_factory=dict)      # where the data came from (saved as data.json in the run)
+
+
+def signs_modules(cfg: TrainConfig, subset: np.ndarray) -> tuple[nn.Module, nn.Module]:
+    """The feature module and the (untrained) model of an asl-signs run config."""
+    from aslkit.features import FeatureConfig, SignFeatures
+    from aslkit.models import SignTransformer, TransformerConfig
+    fcfg = make_config(FeatureConfig, overrides=cfg.features)
+    features = SignFeatures(fcfg, subset).eval()
+    mcfg = make_config(TransformerConfig, overrides={"max_len": fcfg.max_len, **cfg.model})
+    return features, SignTransformer(mcfg, features.feature_dim)
 
 
 def build_signs(cfg: TrainConfig, prepared: Any = None) -> TaskParts:
     """asl-signs: the prepared cache, I2-T features and augmentations, and the transformer."""
     from aslkit.augment import AugmentConfig, default_signs_augment
-    from aslkit.features import FeatureConfig, SignFeatures
-    from aslkit.models import SignTransformer, TransformerConfig
     prepared = prepared if prepared is not None else open_prepared(cfg)
-    fcfg = make_config(FeatureConfig, overrides=cfg.features)
-    features = SignFeatures(fcfg, prepared.subset).eval()
-    mcfg = make_config(TransformerConfig, overrides={"max_len": fcfg.max_len, **cfg.model})
-    model = SignTransformer(mcfg, features.feature_dim)
+    features, model = signs_modules(cfg, prepared.subset)
     index = prepared.index.merge(prepared.folds[["sequence_id", "fold"]], on="sequence_id", how="left")
     transform = default_signs_augment(make_config(AugmentConfig, overrides=cfg.augment), prepared.subset)
-    return TaskParts(prepared, index, features, transform, model, mcfg.num_classes)
+    data = {"prepared_dir": str(prepared.path), "data_dir": str(prepared.config.data_dir),
+            "subset": [int(i) for i in prepared.subset]}
+    return TaskParts(prepared, index, features, transform, model, model.cfg.num_classes, data)
 
 
 def open_prepared(cfg: TrainConfig):
@@ -355,6 +363,7 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
     elif d.main:
         run.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run / "config.yaml")
+        (run / "data.json").write_text(json.dumps(parts.data, indent=1))
     net = nn.parallel.DistributedDataParallel(model) if d.world > 1 else model
     if d.main:
         print(f"run {run}: {len(tr_idx)} train / {len(va_idx)} val samples, {o.epochs} epochs, "

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aslkit.constants import ROWS_PER_FRAME
 from aslkit.data.errors import DataError, require_file
 
 FORMAT_VERSION = 1
@@ -158,3 +159,10 @@ class PreparedSigns:
     def __repr__(self) -> str:
         return (f"PreparedSigns({str(self.path)!r}: {len(self)} sequences, {self.meta['n_frames']} frames, "
                 f"{len(self.subset)} landmarks)")
+
+
+def expand_to_full(x: np.ndarray, subset: np.ndarray) -> np.ndarray:
+    """A prepared sequence ``[T, S, 3]`` placed back into the 543-landmark layout (other landmarks NaN)."""
+    full = np.full((x.shape[0], ROWS_PER_FRAME, 3), np.nan, dtype=np.float32)
+    full[:, np.asarray(subset)] = x
+    return full
