@@ -1,0 +1,67 @@
+"""Prints TFLite latency per sequence (signature runner, 1 thread, ai_edge_litert) at T = 16, 38, 96, 384 frames,
+for the float32 and float16 builds of a converted run (or of an untrained model of a preset, converted here)."""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from aslkit.export import export_onnx, onnx_to_saved_model, saved_model_to_tflite, tflite_runner
+
+
+def build_untrained(preset: str, out: Path) -> dict[str, Path]:
+    """Convert an untrained model of ``preset`` (same graph as a trained one) into ``out``."""
+    import torch
+
+    from aslkit import constants as C
+    from aslkit.config import make_config
+    from aslkit.export import GraderModel
+    from aslkit.train import TrainConfig, signs_modules
+    cfg = make_config(TrainConfig, preset)
+    subset = C.CACHE_SUBSETS["islr"]
+    features, model = signs_modules(cfg, subset)
+    grader = GraderModel(subset, features, model.eval()).eval()
+    saved = onnx_to_saved_model(export_onnx(grader, out / "m.onnx", torch.rand(23, 543, 3)), out / "sm")
+    return {"float32": saved_model_to_tflite(saved, out / "f32.tflite"),
+            "float16": saved_model_to_tflite(saved, out / "f16.tflite", float16=True)}
+
+
+def latency_ms(path: Path, T: int, calls: int, warmup: int = 5) -> tuple[float, float]:
+    """Median and p95 latency (ms) of one call on a random [T, 543, 3] input with 30 % NaN hands."""
+    run = tflite_runner(path, "litert", num_threads=1)
+    rng = np.random.default_rng(T)
+    x = rng.uniform(0.2, 0.8, (T, 543, 3)).astype(np.float32)
+    x[rng.random(T) < 0.3, 468:489] = np.nan
+    for _ in range(warmup):
+        run(x)
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        run(x)
+        times.append((time.perf_counter() - t0) * 1000)
+    return float(np.median(times)), float(np.percentile(times, 95))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--run", default=None, help="a converted run folder (uses <run>/export/model_float*.tflite)")
+    ap.add_argument("--preset", default="quick", help="preset of the untrained model when no --run is given")
+    ap.add_argument("--calls", type=int, default=50)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.run:
+            builds = {b: Path(args.run) / "export" / f"model_{b}.tflite" for b in ("float32", "float16")}
+        else:
+            builds = build_untrained(args.preset, Path(tmp))
+        print("median / p95 latency in ms per sequence")
+        print(f"{'build':8s} {'size MB':>8s} " + " ".join(f"{'T=' + str(t):>13s}" for t in (16, 38, 96, 384)))
+        for name, path in builds.items():
+            cells = [latency_ms(path, t, args.calls) for t in (16, 38, 96, 384)]
+            print(f"{name:8s} {path.stat().st_size / 2 ** 20:8.2f} " + " ".join(f"{m:6.2f} /{p:5.2f}" for m, p in cells))
+
+
+if __name__ == "__main__":
+    main()
