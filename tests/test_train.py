@@ -15,7 +15,7 @@ import torch
 
 from aslkit.config import make_config
 from aslkit.prepare import PrepareConfig, prepare_signs
-from aslkit.train import TrainConfig, flat_cosine, load_checkpoint, train
+from aslkit.train import TrainConfig, flat_cosine, load_checkpoint, run_dir_for, train
 
 TINY = ["optim.epochs=4", "optim.batch_size=16", "max_train_samples=64", "model.hidden=32", "model.layers=2",
         "model.heads=2", "model.intermediate=64", "features.max_len=16", "seed=3"]
@@ -52,6 +52,8 @@ def test_run_folder_contents(cache, tmp_path, monkeypatch):
         ck = load_checkpoint(run / "checkpoints" / name)                 # weights_only=True
         assert any(isinstance(v, torch.Tensor) for v in ck["model"].values())
     assert (run / "config.yaml").is_file() and (run / "plots" / "learning_curves.png").is_file()
+    elsewhere = tmp_path / "runs" / "absolute"
+    assert run_dir_for(make_config(TrainConfig, "ci", [f"run_name={elsewhere}"])) == elsewhere
 
 
 def _cmd(*args: str) -> list[str]:

@@ -52,7 +52,7 @@ class TrainConfig:
     """Everything a training run needs; saved as ``config.yaml`` in the run folder."""
 
     task: str = "asl-signs"
-    run_name: str = ""               # empty: <task>_<model>_fold<k>_<time>
+    run_name: str = ""               # folder under logs/ (or an absolute path); empty: <task>_<model>_fold<k>_<time>
     prepared_dir: str = ""           # empty: prepare (or reuse) the default cache
     data_dir: str = ""
     synth_size: str = "quick"
@@ -261,9 +261,9 @@ def open_prepared(cfg: TrainConfig):
 # The loop
 # ------------------------------------------------------------------------------------------------------------------
 def run_dir_for(cfg: TrainConfig) -> Path:
-    """``logs/<run_name>`` (a name from task, model, fold and time when none is given)."""
+    """``logs/<run_name>``, or ``run_name`` itself when absolute (a name from task, model, fold and time when empty)."""
     name = cfg.run_name or f"{cfg.task}_{cfg.model_name}_fold{cfg.fold}_{time.strftime('%Y%m%d_%H%M%S')}"
-    return logs_root() / name
+    return Path(name) if Path(name).is_absolute() else logs_root() / name
 
 
 def _split(index: pd.DataFrame, fold: int, max_train: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
