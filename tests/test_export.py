@@ -68,6 +68,23 @@ def test_submission_and_grader_clone(converted):
     assert (run / "score.json").is_file()
 
 
+def test_deberta_encoder_converts_and_passes_the_gates(converted):
+    run, _ = converted
+    cache = json.loads((run / "data.json").read_text())["prepared_dir"]
+    deb = train(make_config(TrainConfig, "ci", TINY + [f"prepared_dir={cache}", f"run_name={run.parent / 'deb'}",
+                                                       "optim.epochs=1", "model.encoder=deberta"]))
+    report = convert(make_config(ConvertConfig, None, {"run_dir": str(deb), "parity_limit": 20}))
+    assert report["float32"]["failed"] == [] and report["float32"]["agreement"] == 1.0
+    assert report["float32"]["max_abs_diff"] < 5e-3
+
+
+def test_onehot_gather_equals_gather():
+    from aslkit.models.transformer import onehot_gather
+    x = torch.randn(3, 5, 8)
+    idx = torch.randint(0, 8, (3, 5, 6))
+    assert torch.equal(onehot_gather(x, -1, idx), torch.gather(x, -1, idx))
+
+
 def test_gate_failures_name_the_gate():
     cfg = ConvertConfig()
     ok = {"size_mb": 1.0, "non_builtin_ops": [], "degenerate_finite": {"1 frame": True}, "agreement": 1.0}

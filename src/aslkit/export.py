@@ -29,9 +29,10 @@ def export_onnx(module: nn.Module, path: str | Path, example: torch.Tensor, opse
     """Export ``module`` (one sequence in, one output) to ONNX with a dynamic first axis (frames)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    from aslkit.models.transformer import export_friendly
     torch.backends.mha.set_fastpath_enabled(False)
     module = module.eval()
-    with torch.no_grad():
+    with torch.no_grad(), export_friendly():
         torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=opset,
                           input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: {0: "T"}})
@@ -45,18 +46,17 @@ def _venv_env() -> dict[str, str]:
     return env
 
 
-def onnx_to_saved_model(onnx_path: str | Path, out_dir: str | Path, strict: bool = True) -> Path:
+def onnx_to_saved_model(onnx_path: str | Path, out_dir: str | Path) -> Path:
     """Run onnx2tf (input layout kept as is) and return the SavedModel folder; RuntimeError with its log on failure.
 
-    ``strict=False`` adds onnx2tf's ``-dsm`` (needed by DeBERTa's relative-position gathers); it skips onnx2tf's own
-    layout checks, so only the parity gate tells whether the result is right.
+    onnx2tf's strict mode stays on: without it (``-dsm``) it converted these graphs with wrong layouts.
     """
     out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     exe = Path(sys.executable).parent / "onnx2tf"
     cmd = [str(exe) if exe.exists() else "onnx2tf", "-i", str(onnx_path), "-o", str(out_dir), "-osd",
-           "-kat", INPUT_NAME, "-n"] + ([] if strict else ["-dsm"])
+           "-kat", INPUT_NAME, "-n"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=_venv_env())
     log = out_dir.parent / f"{out_dir.name}.onnx2tf.log"
     log.write_text(res.stdout + "\n" + res.stderr)
@@ -247,11 +247,7 @@ def convert(cfg: ConvertConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model = load_grader_model(run, cfg.checkpoint)
     onnx_path = export_onnx(model, out / "model.onnx", torch.rand(23, 543, 3))
-    try:
-        saved = onnx_to_saved_model(onnx_path, out / "saved_model")
-    except RuntimeError as e:
-        print(f"onnx2tf strict mode failed ({str(e).splitlines()[0]}); retrying without its layout checks")
-        saved = onnx_to_saved_model(onnx_path, out / "saved_model", strict=False)
+    saved = onnx_to_saved_model(onnx_path, out / "saved_model")
     builds = {"float32": saved_model_to_tflite(saved, out / "model_float32.tflite"),
               "float16": saved_model_to_tflite(saved, out / "model_float16.tflite", float16=True)}
     seqs, oof = validation_sequences(run, cfg.parity_limit) if (run / "oof.csv").is_file() else ([], None)

@@ -2,6 +2,7 @@
 Encoding before every layer but the first, masked mean pooling and a linear head."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -90,3 +91,37 @@ def masked_mean(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return h.mean(dim=1)
     m = mask.to(h.dtype).unsqueeze(-1)
     return (h * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+
+
+def onehot_gather(x: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
+    """``torch.gather`` along the last axis as a one-hot product (exports as Equal/Mul/ReduceSum, not GatherElements).
+
+    Numerically identical to ``torch.gather(x, -1, index)`` for ``x`` ``[..., Q, K2]`` and ``index`` ``[..., Q, K]``.
+    """
+    if dim not in (-1, x.dim() - 1):
+        return torch.gather(x, dim, index)
+    classes = torch.arange(x.shape[-1], device=x.device)
+    onehot = (index.unsqueeze(-1) == classes).to(x.dtype)                   # [..., Q, K, K2]
+    return (onehot * x.unsqueeze(-2)).sum(-1)
+
+
+class _TorchWithOnehotGather:
+    """``torch`` as seen by the DeBERTa-v2 module during export: the same, except ``gather``."""
+
+    gather = staticmethod(onehot_gather)
+
+    def __getattr__(self, name: str):
+        return getattr(torch, name)
+
+
+@contextmanager
+def export_friendly():
+    """While exporting, DeBERTa-v2's relative-position ``torch.gather`` becomes ``onehot_gather``: onnx2tf cannot
+    convert that GatherElements in strict mode, and without strict mode it mis-lays-out other parts of the graph."""
+    from transformers.models.deberta_v2 import modeling_deberta_v2 as deberta
+    original = deberta.torch
+    deberta.torch = _TorchWithOnehotGather()
+    try:
+        yield
+    finally:
+        deberta.torch = original
