@@ -68,11 +68,11 @@ def test_learns_a_toy_alignment():
     first = None
     for _ in range(150):
         loss = ctc_loss(model(x, mask), mask, targets, lengths)
-        first = first if first is not None else float(loss)
+        first = first if first is not None else loss.item()
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < 0.2 * first
+    assert loss.item() < 0.2 * first
     model.eval()
     assert greedy_decode(model(x, mask), mask) == [[32, 33, 34], [35, 36]]
 
