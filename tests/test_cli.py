@@ -41,3 +41,11 @@ def test_synth_command_writes_dataset(tmp_path, capsys):
 def test_bad_override_is_rejected(tmp_path):
     with pytest.raises(KeyError, match="unknown config key"):
         main(["synth", "--out", str(tmp_path), "colour=blue"])
+
+
+def test_prepare_command_for_fingerspelling(fs_synth, tmp_path):
+    out = tmp_path / "fs_cache"
+    assert main(["prepare", "--task", "asl-fingerspelling", "--data-dir", str(fs_synth), "--preset", "ci",
+                 f"out_dir={out}", "workers=1"]) == 0
+    from aslkit.prepare_fs import PreparedFS
+    assert len(PreparedFS(out)) > 0

@@ -43,10 +43,13 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from aslkit.prepare import PrepareConfig, prepare_signs
     flags = {k: v for k, v in (("data_dir", args.data_dir),) if v is not None}
-    cfg = make_config(PrepareConfig, args.preset, {**flags, **parse_overrides(args.overrides)})
-    prepare_signs(cfg)
+    if args.task == C.SLUG_FS:
+        from aslkit.prepare_fs import PrepareFSConfig, prepare_fingerspelling
+        prepare_fingerspelling(make_config(PrepareFSConfig, args.preset, {**flags, **parse_overrides(args.overrides)}))
+        return 0
+    from aslkit.prepare import PrepareConfig, prepare_signs
+    prepare_signs(make_config(PrepareConfig, args.preset, {**flags, **parse_overrides(args.overrides)}))
     return 0
 
 
@@ -110,9 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=_cmd_data)
 
-    p = sub.add_parser("prepare", help="read every sequence once into a compact, resumable cache (asl-signs)",
-                       description="Prepare the asl-signs cache under input/prepared/ (parallel, resumable, "
+    p = sub.add_parser("prepare", help="read every sequence once into a compact, resumable cache",
+                       description="Prepare the cache of a task under input/prepared/ (parallel, resumable, "
                                    "idempotent) with participant folds.")
+    p.add_argument("--task", choices=C.SLUGS, default=C.SLUG_SIGNS)
     p.add_argument("--data-dir", default=None, help="explicit data directory")
     _add_common(p)
     p.set_defaults(func=_cmd_prepare)

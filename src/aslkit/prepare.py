@@ -204,17 +204,7 @@ def plan_shards(table: pd.DataFrame, cfg: PrepareConfig) -> list[ShardJob]:
 def is_up_to_date(job: ShardJob) -> bool:
     """True when the shard's manifest matches its sources and its frames file exists with the recorded shape
     (a shard with skipped files counts as up to date only while ``skip_bad`` is on)."""
-    npy, manifest_path = cache.shard_files(job.out_dir, job.name)
-    manifest = cache.read_json(manifest_path)
-    if manifest is None or {k: manifest.get(k) for k in job.key()} != job.key():
-        return False
-    if manifest.get("errors") and not job.skip_bad:
-        return False
-    try:
-        shape = np.load(npy, mmap_mode="r").shape
-    except (OSError, ValueError):
-        return False
-    return shape == (manifest.get("frames"), len(job.subset), 3)
+    return cache.shard_is_current(job.out_dir, job.name, job.key(), len(job.subset), job.skip_bad)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -250,13 +240,7 @@ def read_shard(job: ShardJob) -> tuple[list[np.ndarray], list[list[str]]]:
 def write_shard(job: ShardJob, arrays: list[np.ndarray], errors: list[list[str]]) -> None:
     """Write the frames then the manifest (each atomically; the old manifest is removed first, so a manifest on
     disk always describes the frames file next to it)."""
-    npy, manifest = cache.shard_files(job.out_dir, job.name)
-    manifest.unlink(missing_ok=True)
-    frames = np.concatenate(arrays) if arrays else np.zeros((0, len(job.subset), 3), np.float32)
-    cache.save_array_atomic(npy, frames)
-    info = {**job.key(), "shard": job.name, "frames": int(len(frames)), "lengths": [len(a) for a in arrays],
-            "errors": errors}
-    cache.write_atomic(manifest, cache.json_bytes(info))
+    cache.write_shard(job.out_dir, job.name, job.key(), arrays, errors, len(job.subset))
 
 
 def build_shard(job: ShardJob) -> ShardResult:
@@ -282,13 +266,14 @@ def job_mapper(workers: int, n_jobs: int) -> Iterator[Callable]:
         yield partial(pool.imap_unordered, chunksize=1)
 
 
-def build_shards(jobs: list[ShardJob], workers: int,
-                 on_shard: Callable[[ShardResult], None] | None = None) -> list[str]:
-    """Build the given shards with a progress bar (in sequences); DataError naming the file on a bad file."""
+def build_shards(jobs: list, workers: int, on_shard: Callable[[ShardResult], None] | None = None,
+                 build: Callable[[Any], ShardResult] = build_shard, desc: str = "prepare") -> list[str]:
+    """Build the given shards with ``build`` (a module-level function, run in worker processes) and a progress bar
+    (in sequences: ``len(job.sequence_ids)``); DataError naming the file on a bad file."""
     built = []
-    with tqdm(total=sum(len(j.paths) for j in jobs), unit="seq", desc="prepare", disable=not jobs) as bar, \
+    with tqdm(total=sum(len(j.sequence_ids) for j in jobs), unit="seq", desc=desc, disable=not jobs) as bar, \
             job_mapper(workers, len(jobs)) as mapper:
-        for result in mapper(build_shard, jobs):
+        for result in mapper(build, jobs):
             if result.failure:
                 raise DataError(*result.failure)
             built.append(result.name)
@@ -298,7 +283,7 @@ def build_shards(jobs: list[ShardJob], workers: int,
     return built
 
 
-def orphan_files(out_dir: Path, jobs: list[ShardJob]) -> list[Path]:
+def orphan_files(out_dir: Path, jobs: list) -> list[Path]:
     """Files in ``shards/`` that belong to no planned shard (old shards, temporary files of an interrupted run)."""
     keep = {p.name for j in jobs for p in cache.shard_files(out_dir, j.name)}
     return sorted(f for f in (out_dir / cache.SHARDS).iterdir() if f.name not in keep)
@@ -353,13 +338,7 @@ def make_folds(index: pd.DataFrame, cfg: PrepareConfig) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------------------------
 def shard_rows(job: ShardJob) -> tuple[pd.DataFrame, list[list[str]]]:
     """Shard, start and length of each sequence of a built shard (from its manifest) and its skipped files."""
-    manifest = cache.read_json(cache.shard_files(job.out_dir, job.name)[1])
-    if manifest is None:
-        raise DataError(cache.shard_files(job.out_dir, job.name)[1], "manifest missing after the build")
-    lengths = np.asarray(manifest["lengths"], dtype=np.int64)
-    rows = pd.DataFrame({"sequence_id": job.sequence_ids, "length": lengths, "shard": job.name,
-                         "start": np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)})
-    return rows, manifest["errors"]
+    return cache.manifest_rows(job.out_dir, job.name, job.sequence_ids)
 
 
 def assemble_index(table: pd.DataFrame, jobs: list[ShardJob]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -379,7 +358,7 @@ def parquet_bytes(df: pd.DataFrame) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def write_config(cfg: PrepareConfig, out_dir: Path) -> bool:
+def write_config(cfg: Any, out_dir: Path) -> bool:
     """Save the resolved config as ``config.yaml`` unless it is already there unchanged; True when written."""
     tmp = save_config(cfg, out_dir / f".tmp-{cache.CONFIG}")
     data = tmp.read_bytes()
@@ -397,12 +376,19 @@ def summary_meta(cfg: PrepareConfig, index: pd.DataFrame, errors: pd.DataFrame, 
 
 def write_outputs(cfg: PrepareConfig, index: pd.DataFrame, errors: pd.DataFrame, n_shards: int) -> None:
     """Index, folds, errors and config, then ``prepared.json`` last (each only when its contents changed)."""
+    write_tables(cfg, index, make_folds(index, cfg), errors, summary_meta(cfg, index, errors, n_shards))
+
+
+def write_tables(cfg: Any, index: pd.DataFrame, folds: pd.DataFrame, errors: pd.DataFrame,
+                 meta: dict[str, Any]) -> None:
+    """Write a cache's index, folds, errors and config, then ``meta`` as ``prepared.json`` last (each only when its
+    contents changed); shared by both competitions' preparation stages."""
     out = Path(cfg.out_dir)
     cache.write_if_changed(out / cache.INDEX, parquet_bytes(index))
-    cache.write_if_changed(out / cache.FOLDS, make_folds(index, cfg).to_csv(index=False).encode())
+    cache.write_if_changed(out / cache.FOLDS, folds.to_csv(index=False).encode())
     cache.write_if_changed(out / cache.ERRORS, errors.to_csv(index=False).encode())
     write_config(cfg, out)
-    cache.write_if_changed(out / cache.META, cache.json_bytes(summary_meta(cfg, index, errors, n_shards)))
+    cache.write_if_changed(out / cache.META, cache.json_bytes(meta))
 
 
 def invalidate(out_dir: Path) -> None:
@@ -411,7 +397,7 @@ def invalidate(out_dir: Path) -> None:
         (out_dir / name).unlink(missing_ok=True)
 
 
-def shard_bytes(out_dir: Path, jobs: Iterable[ShardJob]) -> int:
+def shard_bytes(out_dir: Path, jobs: Iterable) -> int:
     """Total size of the shards' frame files."""
     return sum(cache.shard_files(out_dir, j.name)[0].stat().st_size for j in jobs)
 
@@ -419,6 +405,22 @@ def shard_bytes(out_dir: Path, jobs: Iterable[ShardJob]) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 # Entry points
 # ---------------------------------------------------------------------------------------------------------------
+def sync_shards(out: Path, jobs: list, workers: int, up_to_date: Callable[[Any], bool],
+                build: Callable[[Any], ShardResult], on_shard: Callable[[ShardResult], None] | None = None,
+                desc: str = "prepare") -> tuple[list[str], list[str]]:
+    """Bring the shards of ``jobs`` (each with ``.name`` and ``.sequence_ids``) in ``out`` up to date: invalidate
+    the cache when anything will change, build the stale shards in parallel, delete orphan files; the names of the
+    shards built and removed. Shared by both competitions' preparation stages."""
+    stale = [j for j in jobs if not up_to_date(j)]
+    orphans = orphan_files(out, jobs)
+    if stale or orphans:
+        invalidate(out)
+    print(f"{desc}: {len(jobs) - len(stale)} of {len(jobs)} shards up to date, building {len(stale)}", flush=True)
+    built = build_shards(stale, workers, on_shard, build=build, desc=desc)
+    removed = remove_orphans(orphan_files(out, jobs))
+    return built, removed
+
+
 def build_cache(cfg: PrepareConfig, on_shard: Callable[[ShardResult], None] | None = None) -> PrepareReport:
     """Prepare (or bring up to date) the cache of ``cfg`` and report what was done.
 
@@ -433,14 +435,8 @@ def build_cache(cfg: PrepareConfig, on_shard: Callable[[ShardResult], None] | No
     if len(table) == 0:
         raise DataError(Path(cfg.data_dir) / "train.csv", "no sequences")
     jobs = plan_shards(table, cfg)
-    stale = [j for j in jobs if not is_up_to_date(j)]
-    orphans = orphan_files(out, jobs)
-    if stale or orphans:
-        invalidate(out)
-    print(f"prepare: {len(table)} sequences in {len(jobs)} shards, {len(jobs) - len(stale)} up to date, "
-          f"building {len(stale)}", flush=True)
-    built = build_shards(stale, cfg.workers, on_shard)
-    removed = remove_orphans(orphan_files(out, jobs))
+    print(f"prepare: {len(table)} sequences in {len(jobs)} shards", flush=True)
+    built, removed = sync_shards(out, jobs, cfg.workers, is_up_to_date, build_shard, on_shard)
     index, errors = assemble_index(table, jobs)
     write_outputs(cfg, index, errors, len(jobs))
     built_set = set(built)

@@ -96,9 +96,54 @@ def json_bytes(data: dict[str, Any]) -> bytes:
     return json.dumps(data, indent=1, sort_keys=True).encode()
 
 
-class PreparedSigns:
-    """Read-only view of a prepared asl-signs cache: ``ds[i]`` is sequence ``i`` of ``ds.index`` as
-    ``[T, S, 3]`` float32 (NaNs kept), where S landmarks are the flat indices ``ds.subset``."""
+def shard_is_current(root: str | Path, name: str, key: dict[str, Any], n_landmarks: int, skip_bad: bool) -> bool:
+    """True when shard ``name``'s manifest holds exactly ``key`` and its frames file exists with the recorded shape
+    ``[frames, n_landmarks, 3]`` (a shard with skipped files counts as current only while ``skip_bad`` is on).
+    Shared by both competitions' preparation stages."""
+    npy, manifest_path = shard_files(root, name)
+    manifest = read_json(manifest_path)
+    if manifest is None or {k: manifest.get(k) for k in key} != key:
+        return False
+    if manifest.get("errors") and not skip_bad:
+        return False
+    try:
+        shape = np.load(npy, mmap_mode="r").shape
+    except (OSError, ValueError):
+        return False
+    return shape == (manifest.get("frames"), n_landmarks, 3)
+
+
+def write_shard(root: str | Path, name: str, key: dict[str, Any], arrays: list[np.ndarray],
+                errors: list[list[str]], n_landmarks: int) -> None:
+    """Write a shard's frames (``arrays`` concatenated) then its manifest (``key`` + shard, frames, lengths, errors),
+    each atomically; the old manifest is removed first, so a manifest on disk always describes the frames next to
+    it. Shared by both competitions' preparation stages."""
+    npy, manifest = shard_files(root, name)
+    manifest.unlink(missing_ok=True)
+    frames = np.concatenate(arrays) if arrays else np.zeros((0, n_landmarks, 3), np.float32)
+    save_array_atomic(npy, frames)
+    info = {**key, "shard": name, "frames": int(len(frames)), "lengths": [len(a) for a in arrays], "errors": errors}
+    write_atomic(manifest, json_bytes(info))
+
+
+def manifest_rows(root: str | Path, name: str, sequence_ids: list[int]) -> tuple[pd.DataFrame, list[list[str]]]:
+    """Shard, start and length of each sequence of a built shard (from its manifest) and its skipped files."""
+    path = shard_files(root, name)[1]
+    manifest = read_json(path)
+    if manifest is None:
+        raise DataError(path, "manifest missing after the build")
+    lengths = np.asarray(manifest["lengths"], dtype=np.int64)
+    rows = pd.DataFrame({"sequence_id": np.asarray(sequence_ids, dtype=np.int64), "length": lengths, "shard": name,
+                         "start": np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)})
+    return rows, manifest["errors"]
+
+
+class ShardedCache:
+    """Read-only view of a prepared cache folder (either competition): ``prepared.json`` checked, ``.index``,
+    ``.folds``, ``.errors``, and ``ds[i]``: sequence ``i`` of the index as ``[T, S, 3]`` float32 (NaNs kept) from
+    memory-mapped shards, where S = ``len(ds.subset)`` landmarks (flat indices into the 543)."""
+
+    kind = "prepared cache"
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -121,13 +166,6 @@ class PreparedSigns:
             raise DataError(path, f"cache format {meta.get('format')!r}, this kit reads {FORMAT_VERSION}; "
                                   "run aslkit prepare again")
         return meta
-
-    @property
-    def config(self):
-        """The ``PrepareConfig`` the cache was made with."""
-        from aslkit.config import load_config
-        from aslkit.prepare import PrepareConfig
-        return load_config(PrepareConfig, require_file(self.path / CONFIG, "cache config"))
 
     @property
     def errors(self) -> pd.DataFrame:
@@ -157,8 +195,20 @@ class PreparedSigns:
         return np.array(self.shard(self._shard[i])[start:start + length], dtype=np.float32)
 
     def __repr__(self) -> str:
-        return (f"PreparedSigns({str(self.path)!r}: {len(self)} sequences, {self.meta['n_frames']} frames, "
+        return (f"{type(self).__name__}({str(self.path)!r}: {len(self)} sequences, {self.meta['n_frames']} frames, "
                 f"{len(self.subset)} landmarks)")
+
+
+class PreparedSigns(ShardedCache):
+    """Read-only view of a prepared asl-signs cache: ``ds[i]`` is sequence ``i`` of ``ds.index`` as
+    ``[T, S, 3]`` float32 (NaNs kept), where S landmarks are the flat indices ``ds.subset``."""
+
+    @property
+    def config(self):
+        """The ``PrepareConfig`` the cache was made with."""
+        from aslkit.config import load_config
+        from aslkit.prepare import PrepareConfig
+        return load_config(PrepareConfig, require_file(self.path / CONFIG, "cache config"))
 
 
 def expand_to_full(x: np.ndarray, subset: np.ndarray) -> np.ndarray:

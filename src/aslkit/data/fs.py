@@ -79,6 +79,15 @@ def wide_to_landmarks(values: np.ndarray) -> np.ndarray:
     return values.reshape(len(values), 3, ROWS_PER_FRAME).transpose(0, 2, 1)
 
 
+def blocks_to_landmarks(values: np.ndarray, n_landmarks: int) -> np.ndarray:
+    """Rows of ``3 * n_landmarks`` wide columns in block order (all x, then all y, then all z, as
+    ``constants.fs_columns`` names them) as landmark-major ``[T, n_landmarks, 3]`` float32 (C-contiguous)."""
+    values = np.asarray(values)
+    if values.ndim != 2 or values.shape[1] != 3 * n_landmarks:
+        raise ValueError(f"expected [T, {3 * n_landmarks}] wide rows, got {values.shape}")
+    return np.ascontiguousarray(values.reshape(len(values), 3, n_landmarks).transpose(0, 2, 1), dtype=np.float32)
+
+
 def read_fs_file(pq_path: str | Path, selected_columns: list[str],
                  sequence_ids: Iterable[int] | None = None) -> dict[int, np.ndarray]:
     """Sequences of one wide parquet file as the grader reads them.
