@@ -439,10 +439,7 @@ def build_cache(cfg: PrepareConfig, on_shard: Callable[[ShardResult], None] | No
     built, removed = sync_shards(out, jobs, cfg.workers, is_up_to_date, build_shard, on_shard)
     index, errors = assemble_index(table, jobs)
     write_outputs(cfg, index, errors, len(jobs))
-    built_set = set(built)
-    return PrepareReport(out, len(index), int(index["length"].sum()), shard_bytes(out, jobs),
-                         time.perf_counter() - t0, built, [j.name for j in jobs if j.name not in built_set],
-                         removed, list(map(tuple, errors.to_numpy().tolist())))
+    return make_report(out, index, errors, jobs, built, removed, t0)
 
 
 def prepare_signs(cfg: PrepareConfig, on_shard: Callable[[ShardResult], None] | None = None) -> Path:
@@ -451,3 +448,12 @@ def prepare_signs(cfg: PrepareConfig, on_shard: Callable[[ShardResult], None] | 
     print(report.summary(), flush=True)
     return report.path
 
+
+
+def make_report(out: Path, index: pd.DataFrame, errors: pd.DataFrame, jobs: list, built: list[str],
+                removed: list[str], t0: float) -> PrepareReport:
+    """The report of one preparation run (shared by both competitions)."""
+    built_set = set(built)
+    return PrepareReport(out, len(index), int(index["length"].sum()), shard_bytes(out, jobs),
+                         time.perf_counter() - t0, built, [j.name for j in jobs if j.name not in built_set],
+                         removed, list(map(tuple, errors.to_numpy().tolist())))

@@ -35,7 +35,7 @@ from aslkit.data import cache
 from aslkit.data.errors import DataError
 from aslkit.data.fs import blocks_to_landmarks, encode_phrase, read_fs_file, read_metadata
 from aslkit.paths import resolve_data_dir
-from aslkit.prepare import (PrepareReport, ShardResult, default_out_dir, file_stat, group_folds, shard_bytes,
+from aslkit.prepare import (PrepareReport, ShardResult, default_out_dir, file_stat, group_folds, make_report,
                             sync_shards, write_tables)
 
 FS_FOLD_METHODS = ("group", "random5")
@@ -234,10 +234,7 @@ def build_fs_cache(cfg: PrepareFSConfig, on_shard: Callable[[ShardResult], None]
     built, removed = sync_shards(out, jobs, cfg.workers, fs_is_up_to_date, build_fs_shard, on_shard)
     index, errors = assemble_fs_index(table, jobs)
     write_tables(cfg, index, make_fs_folds(index, cfg), errors, fs_summary_meta(cfg, index, errors, len(jobs)))
-    built_set = set(built)
-    return PrepareReport(out, len(index), int(index["length"].sum()), shard_bytes(out, jobs),
-                         time.perf_counter() - t0, built, [j.name for j in jobs if j.name not in built_set],
-                         removed, list(map(tuple, errors.to_numpy().tolist())))
+    return make_report(out, index, errors, jobs, built, removed, t0)
 
 
 def prepare_fingerspelling(cfg: PrepareFSConfig,
