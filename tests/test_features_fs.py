@@ -24,7 +24,7 @@ def _mirror(x: np.ndarray) -> np.ndarray:
 
 def test_shape_and_finite_on_degenerate_inputs():
     f = FSFeatures()
-    assert f.feature_dim == (21 + 12 + 40) * 3
+    assert f.feature_dim == (21 + 12 + 40 + 21) * 3
     for x in (_seq(1), np.full((5, 130, 3), np.nan, np.float32), _seq(300)):
         y = f(torch.from_numpy(x))
         assert y.shape == (len(x), f.feature_dim) and torch.isfinite(y).all()
@@ -37,7 +37,7 @@ def test_left_handed_signer_equals_mirrored_right_handed():
 
 
 def test_groups_are_centred_and_scaled():
-    f = FSFeatures(FSFeatureConfig(arms=False, lips=False))
+    f = FSFeatures(FSFeatureConfig(arms=False, lips=False, hand_shape=False))
     y = f(torch.from_numpy(_seq())).reshape(20, 21, 3)
     assert torch.allclose(y.mean(dim=(0, 1)), torch.zeros(3), atol=1e-5)
     assert abs(float(y[..., :2].abs().max()) - 1.0) < 1e-5
@@ -51,7 +51,7 @@ def test_aspect_ratio_makes_y_isotropic():
     x[:, hand, 0] = 0.5 + 0.1 * np.cos(ang)
     x[:, hand, 1] = 0.5 + 0.1 * np.sin(ang) / 1.898
     x[:, hand, 2] = 0.0
-    y = FSFeatures(FSFeatureConfig(arms=False, lips=False))(torch.from_numpy(x)).reshape(2, 21, 3)
+    y = FSFeatures(FSFeatureConfig(arms=False, lips=False, hand_shape=False))(torch.from_numpy(x)).reshape(2, 21, 3)
     radius = torch.linalg.vector_norm(y[0, :, :2], dim=-1)
     assert torch.allclose(radius, radius.mean().expand_as(radius), atol=1e-4)
 
@@ -75,3 +75,10 @@ def test_exports_to_onnx_with_dynamic_frames(tmp_path):
             x = _mirror(_seq(T, seed=T))                                  # left-dominant input
         ref = f(torch.from_numpy(x)).numpy()
         np.testing.assert_allclose(sess.run(None, {"inputs": x})[0], ref, atol=1e-5)
+
+
+def test_hand_shape_is_normalised_per_frame():
+    f = FSFeatures(FSFeatureConfig(arms=False, lips=False, hand_shape=True))
+    y = f(torch.from_numpy(_seq())).reshape(20, 42, 3)[:, 21:]          # the per-frame copy of the hand
+    assert torch.allclose(y.mean(dim=1), torch.zeros(20, 3), atol=1e-5)
+    assert torch.allclose(y[..., :2].abs().amax(dim=(1, 2)), torch.ones(20), atol=1e-5)

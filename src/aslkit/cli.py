@@ -54,13 +54,13 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from aslkit.train import TrainConfig, train
+    from aslkit.train import make_train_config, train
     if args.resume:
         if args.overrides or args.preset:
             raise SystemExit("error: --resume continues a run with its saved config; no preset/overrides")
         train(resume=args.resume)
         return 0
-    train(make_config(TrainConfig, args.preset, parse_overrides(args.overrides)))
+    train(make_train_config(args.preset, args.overrides))
     return 0
 
 
@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model into logs/<run>/ (or --resume a run)",
                        description="Train with the kit's loop; e.g. aslkit train --preset quick fold=1 "
-                                   "model.layers=3. Under torchrun it trains with DDP.")
+                                   "model.layers=3, or task=asl-fingerspelling for the CTC model (its own "
+                                   "presets). Under torchrun it trains with DDP.")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue logs/<run> from its last checkpoint")
     _add_common(p)
     p.set_defaults(func=_cmd_train)

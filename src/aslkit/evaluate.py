@@ -11,17 +11,19 @@ from aslkit.plotting import plt
 
 
 def plot_learning_curves(history: pd.DataFrame, path: str | Path | None = None):
-    """Loss and accuracy per epoch (train and validation); saved to ``path`` when given."""
+    """Loss and the task's metrics per epoch (train and validation: accuracy and top-5 for asl-signs, the
+    normalised Levenshtein score for fingerspelling); saved to ``path`` when given."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
     a.plot(history["epoch"], history["train_loss"], label="train")
     if history["val_loss"].notna().any():
         a.plot(history["epoch"], history["val_loss"], label="validation")
     a.set_xlabel("epoch"), a.set_ylabel("loss"), a.legend()
-    b.plot(history["epoch"], history["train_acc"], label="train")
-    if history["val_acc"].notna().any():
-        b.plot(history["epoch"], history["val_acc"], label="validation")
-        b.plot(history["epoch"], history["val_top5"], label="validation top-5", ls="--")
-    b.set_xlabel("epoch"), b.set_ylabel("accuracy"), b.legend()
+    curves = {"train_acc": ("train", "-"), "val_acc": ("validation", "-"), "val_top5": ("validation top-5", "--"),
+              "val_score": ("validation (N - D) / N", "-")}
+    for col, (label, ls) in curves.items():
+        if col in history and history[col].notna().any():
+            b.plot(history["epoch"], history[col], label=label, ls=ls)
+    b.set_xlabel("epoch"), b.set_ylabel("accuracy" if "val_acc" in history else "score"), b.legend()
     fig.tight_layout()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -32,6 +34,13 @@ def plot_learning_curves(history: pd.DataFrame, path: str | Path | None = None):
 # ------------------------------------------------------------------------------------------------------------------
 # Validation report of one or more run folders (their out-of-fold predictions)
 # ------------------------------------------------------------------------------------------------------------------
+def run_task(run: str | Path) -> str:
+    """The competition of a run folder (from its config.yaml; asl-signs when it has none)."""
+    import yaml
+    cfg = Path(run) / "config.yaml"
+    return yaml.safe_load(cfg.read_text()).get("task", "asl-signs") if cfg.is_file() else "asl-signs"
+
+
 def load_oof(runs: list[str | Path]) -> tuple[pd.DataFrame, np.ndarray]:
     """Concatenated ``oof.csv`` rows and logits of several runs (e.g. one per fold)."""
     frames, logits = [], []
@@ -103,8 +112,12 @@ def plot_top_confusions(oof: pd.DataFrame, names: list[str], k: int = 12):
 
 
 def validate(runs: list[str | Path], out_dir: str | Path | None = None) -> dict:
-    """Validation report of the runs' OOF predictions, written to ``<first run>/validation/`` (or ``out_dir``)."""
+    """Validation report of the runs' OOF predictions, written to ``<first run>/validation/`` (or ``out_dir``);
+    fingerspelling runs get ``evaluate_fs.validate_fs``."""
     from aslkit import constants as C
+    if run_task(runs[0]) == C.SLUG_FS:
+        from aslkit.evaluate_fs import validate_fs
+        return validate_fs(runs, out_dir)
     oof, logits = load_oof(runs)
     names = list(C.signs())
     tables = report_tables(oof, logits, names)
@@ -122,3 +135,14 @@ def validate(runs: list[str | Path], out_dir: str | Path | None = None) -> dict:
     print(f"validation: {summary['n']} sequences, accuracy {summary['accuracy']:.4f}, top-5 {summary['top5']:.4f}"
           f" -> {out}")
     return {"summary": summary, **tables}
+
+
+def validation_plots(runs: list[str | Path], report: dict) -> list:
+    """The figures of a validation report: worst signs and top confusions (asl-signs), or scores per participant
+    and per phrase type / length (fingerspelling)."""
+    from aslkit import constants as C
+    if run_task(runs[0]) == C.SLUG_FS:
+        from aslkit.evaluate_fs import plot_fs_groups, plot_fs_per_participant
+        return [plot_fs_per_participant(report["per_participant"]), plot_fs_groups(report)]
+    oof, _ = load_oof(runs)
+    return [plot_per_sign(report["per_sign"]), plot_top_confusions(oof, list(C.signs()))]

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -192,7 +192,9 @@ class ConvertConfig:
     checkpoint: str = "best"
     submit_build: str = "float16"    # the build copied to model.tflite
     max_size_mb: float = 40.0
-    min_agreement: float = 0.999
+    min_agreement: float = 0.999     # asl-signs: share of validation argmaxes equal to torch's
+    min_phrase_agreement: float = 0.995  # asl-fingerspelling: share of decoded phrases equal to torch's
+    max_score_diff: float = 0.002    # asl-fingerspelling: |TFLite score - torch score| on the validation set
     parity_limit: int = 0            # 0: the whole validation fold
 
 
@@ -200,28 +202,77 @@ class GateError(RuntimeError):
     """A conversion gate failed (the report names which)."""
 
 
-def torch_outputs(model: nn.Module, seqs: list[np.ndarray]) -> np.ndarray:
+@dataclass
+class TaskExport:
+    """What conversion needs from a task: the grader-input module, its input, edge cases, validation data and how
+    a build's outputs are compared with torch's."""
+
+    model: nn.Module
+    example: torch.Tensor
+    input_shape: tuple
+    degenerate: dict[str, np.ndarray]
+    seqs: list[np.ndarray]
+    oof: pd.DataFrame | None
+    compare: Callable[[list[np.ndarray], list[np.ndarray], pd.DataFrame], dict]
+    extra_files: dict[str, str] = field(default_factory=dict)   # written next to model.tflite (inference_args.json)
+
+
+def compare_logits(outs: list[np.ndarray], ref: list[np.ndarray], oof: pd.DataFrame) -> dict:
+    """asl-signs parity: argmax agreement and absolute logit differences (and the torch accuracy)."""
+    out, r = np.stack(outs), np.stack(ref)
+    diff = np.abs(out - r)
+    rep = {"agreement": float((out.argmax(1) == r.argmax(1)).mean()), "max_abs_diff": float(diff.max()),
+           "mean_abs_diff": float(diff.mean()), "n_parity": len(outs)}
+    if "label" in oof:
+        rep["torch_accuracy"] = float((r.argmax(1) == oof["label"].to_numpy()[:len(r)]).mean())
+    return rep
+
+
+def compare_phrases(outs: list[np.ndarray], ref: list[np.ndarray], oof: pd.DataFrame) -> dict:
+    """asl-fingerspelling parity: decoded phrases (the grader's decoding) equal to torch's, and the two scores."""
+    from aslkit.export_fs import grader_decode, phrase_parity
+    return phrase_parity([grader_decode(o) for o in outs], [grader_decode(o) for o in ref],
+                         list(oof["phrase"].iloc[:len(outs)]))
+
+
+def task_export(run: Path, cfg: ConvertConfig) -> TaskExport:
+    """The ``TaskExport`` of a run folder, by the task of its config."""
+    from aslkit import constants as C
+    from aslkit.config import load_config
+    from aslkit.train import TrainConfig
+    task = load_config(TrainConfig, run / "config.yaml").task
+    has_oof = (run / "oof.csv").is_file()
+    if task == C.SLUG_FS:
+        from aslkit.export_fs import (degenerate_fs_inputs, fs_validation_sequences, inference_args,
+                                      load_fs_grader_model)
+        model = load_fs_grader_model(run, cfg.checkpoint)
+        n = model.n_landmarks
+        seqs, oof = fs_validation_sequences(run, cfg.parity_limit) if has_oof else ([], None)
+        return TaskExport(model, torch.rand(23, 3 * n), (None, 3 * n), degenerate_fs_inputs(n), seqs, oof,
+                          compare_phrases, {"inference_args.json": inference_args(model.features.landmarks)})
+    model = load_grader_model(run, cfg.checkpoint)
+    seqs, oof = validation_sequences(run, cfg.parity_limit) if has_oof else ([], None)
+    return TaskExport(model, torch.rand(23, 543, 3), (None, 543, 3), degenerate_inputs(), seqs, oof, compare_logits)
+
+
+def torch_outputs(model: nn.Module, seqs: list[np.ndarray]) -> list[np.ndarray]:
     """Outputs of the torch grader model, one sequence at a time."""
     with torch.no_grad():
-        return np.stack([model(torch.from_numpy(x)).numpy() for x in seqs])
+        return [model(torch.from_numpy(x)).numpy() for x in seqs]
 
 
-def check_build(path: Path, model: nn.Module, seqs: list[np.ndarray], ref: np.ndarray, cfg: ConvertConfig
-                ) -> dict:
+def check_build(path: Path, exp: TaskExport, ref: list[np.ndarray], cfg: ConvertConfig) -> dict:
     """Size, builtin-only ops, both runtimes, degenerate inputs and parity with torch for one TFLite build."""
     ops = op_names(path)
     rep: dict = {"size_mb": path.stat().st_size / 2 ** 20, "ops": ops,
                  "non_builtin_ops": [o for o in ops if "FLEX" in o.upper() or "CUSTOM" in o.upper()]}
     litert, tflite = tflite_runner(path, "litert"), tflite_runner(path, "tflite")
     rep["degenerate_finite"] = {k: bool(np.isfinite(litert(x)).all() and np.isfinite(tflite(x)).all())
-                                for k, x in degenerate_inputs().items()}
-    out = np.stack([litert(x) for x in seqs]) if seqs else np.zeros((0, 1))
-    if len(seqs):
-        diff = np.abs(out - ref)
-        rep.update(agreement=float((out.argmax(1) == ref.argmax(1)).mean()), max_abs_diff=float(diff.max()),
-                   mean_abs_diff=float(diff.mean()), n_parity=len(seqs))
-        rep["tflite_runtime_agreement"] = float(np.mean([tflite(x).argmax() == r.argmax()
-                                                         for x, r in zip(seqs[:50], ref[:50])]))
+                                for k, x in exp.degenerate.items()}
+    if exp.seqs:
+        rep.update(exp.compare([litert(x) for x in exp.seqs], ref, exp.oof))
+        k = min(50, len(exp.seqs))
+        rep["tflite_runtime_agreement"] = exp.compare([tflite(x) for x in exp.seqs[:k]], ref[:k], exp.oof)["agreement"]
     rep["failed"] = gate_failures(rep, cfg)
     return rep
 
@@ -234,35 +285,55 @@ def gate_failures(rep: dict, cfg: ConvertConfig) -> list[str]:
     if rep["non_builtin_ops"]:
         fails.append(f"non-builtin ops {rep['non_builtin_ops']}")
     fails += [f"non-finite output for {k}" for k, ok in rep["degenerate_finite"].items() if not ok]
-    if "agreement" in rep and rep["agreement"] < cfg.min_agreement:
-        fails.append(f"argmax agreement {rep['agreement']:.4f} < {cfg.min_agreement}")
+    phrases = "score_diff" in rep
+    need = cfg.min_phrase_agreement if phrases else cfg.min_agreement
+    if "agreement" in rep and rep["agreement"] < need:
+        fails.append(f"{'phrase' if phrases else 'argmax'} agreement {rep['agreement']:.4f} < {need}")
+    if phrases and rep["score_diff"] > cfg.max_score_diff:
+        fails.append(f"score difference {rep['score_diff']:.4f} > {cfg.max_score_diff}")
     return fails
 
 
+def _summary_line(name: str, r: dict) -> str:
+    """One printed line per build."""
+    nan = float("nan")
+    extra = (f", score {r.get('score', nan):.4f} (torch {r.get('torch_score', nan):.4f})" if "score" in r else
+             f", max|diff| {r.get('max_abs_diff', nan):.2e}, mean|diff| {r.get('mean_abs_diff', nan):.2e}")
+    return (f"{name}: {r['size_mb']:.2f} MB, agreement {r.get('agreement', nan):.4f}{extra}"
+            f"{'' if not r['failed'] else ', FAILED: ' + '; '.join(r['failed'])}")
+
+
 def convert(cfg: ConvertConfig) -> dict:
-    """Export a run to float32 and float16 TFLite under ``<run>/export/``, check every gate, write report.json."""
+    """Export a run to float32 and float16 TFLite under ``<run>/export/``, check every gate, write report.json
+    (and the task's extra files, e.g. inference_args.json, next to model.tflite)."""
     import json
     run = Path(cfg.run_dir)
     out = run / "export"
     out.mkdir(parents=True, exist_ok=True)
-    model = load_grader_model(run, cfg.checkpoint)
-    onnx_path = export_onnx(model, out / "model.onnx", torch.rand(23, 543, 3))
+    exp = task_export(run, cfg)
+    onnx_path = export_onnx(exp.model, out / "model.onnx", exp.example)
     saved = onnx_to_saved_model(onnx_path, out / "saved_model")
-    builds = {"float32": saved_model_to_tflite(saved, out / "model_float32.tflite"),
-              "float16": saved_model_to_tflite(saved, out / "model_float16.tflite", float16=True)}
-    seqs, oof = validation_sequences(run, cfg.parity_limit) if (run / "oof.csv").is_file() else ([], None)
-    ref = torch_outputs(model, seqs)
-    report = {name: check_build(path, model, seqs, ref, cfg) for name, path in builds.items()}
-    if oof is not None and len(oof):
-        report["torch_accuracy"] = float((ref.argmax(1) == oof["label"].to_numpy()).mean())
+    builds = {"float32": saved_model_to_tflite(saved, out / "model_float32.tflite", input_shape=exp.input_shape),
+              "float16": saved_model_to_tflite(saved, out / "model_float16.tflite", float16=True,
+                                               input_shape=exp.input_shape)}
+    ref = torch_outputs(exp.model, exp.seqs)
+    report = {name: check_build(path, exp, ref, cfg) for name, path in builds.items()}
+    if "torch_accuracy" in report["float32"]:
+        report["torch_accuracy"] = report["float32"]["torch_accuracy"]
     shutil.copyfile(builds[cfg.submit_build], out / "model.tflite")
+    for name, text in exp.extra_files.items():
+        (out / name).write_text(text)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     for name in builds:
-        r = report[name]
-        print(f"{name}: {r['size_mb']:.2f} MB, agreement {r.get('agreement', float('nan')):.4f}, max|diff| "
-              f"{r.get('max_abs_diff', float('nan')):.2e}, mean|diff| {r.get('mean_abs_diff', float('nan')):.2e}"
-              f"{'' if not r['failed'] else ', FAILED: ' + '; '.join(r['failed'])}")
+        print(_summary_line(name, report[name]))
     failed = {n: report[n]["failed"] for n in builds if report[n]["failed"]}
     if failed:
         raise GateError(f"conversion gates failed: {failed} (report: {out / 'report.json'})")
     return report
+
+
+def conversion_table(report: dict) -> pd.DataFrame:
+    """The scalar results of each build of a ``convert`` report (size, agreement, scores or differences, gates)."""
+    builds = [b for b in ("float32", "float16") if b in report]
+    return pd.DataFrame({b: {k: v for k, v in report[b].items() if not isinstance(v, (list, dict))} | {
+        "failed": "; ".join(report[b]["failed"]) or "-"} for b in builds})

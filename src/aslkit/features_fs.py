@@ -9,7 +9,9 @@
 3. each group (dominant hand, both arms, lips) is centred on its NaN-aware mean over all frames and points and
    scaled by its largest |x| or |y| deviation; missing points become 0.
 
-No time resampling: CTC needs every frame. The dominant-hand choice is an arithmetic blend (no Python branch on data),
+Long sequences are subsampled to at most ``max_frames`` frames first (``frame_positions``: frame
+``floor(i * T / max_frames)``), the same in training (``select_frames``) and in the exported graph, which pads
+shorter sequences to ``max_frames`` so that every shape after it is static. The dominant-hand choice is an arithmetic blend (no Python branch on data),
 as in the asl-signs features, so the module can be exported.
 """
 from __future__ import annotations
@@ -35,6 +37,8 @@ class FSFeatureConfig:
     use_z: bool = True
     arms: bool = True
     lips: bool = True
+    hand_shape: bool = True       # add the dominant hand normalised per frame (centre and size of that frame's hand)
+    max_frames: int = 320         # longer sequences are subsampled to this many frames (the graph's static length)
 
 
 class FSFeatures(nn.Module):
@@ -61,7 +65,8 @@ class FSFeatures(nn.Module):
     @property
     def feature_dim(self) -> int:
         """F: points kept × (3 or 2) coordinates."""
-        return sum(self.group_sizes.values()) * (3 if self.cfg.use_z else 2)
+        points = sum(self.group_sizes.values()) + (self.group_sizes["hand"] if self.cfg.hand_shape else 0)
+        return points * (3 if self.cfg.use_z else 2)
 
     def dominant_side(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Kept points ``[T, K, 3]`` of the dominant side (mirrored when the left hand dominates; 0 where missing)
@@ -83,6 +88,9 @@ class FSFeatures(nn.Module):
         for size in self.group_sizes.values():
             out.append(normalise_group(pts[:, start:start + size], v[:, start:start + size]))
             start += size
+        if self.cfg.hand_shape:
+            n = self.group_sizes["hand"]
+            out.append(normalise_frames(pts[:, :n], v[:, :n]))
         feats = torch.cat(out, dim=1)
         feats = feats if self.cfg.use_z else feats[..., :2]
         return feats.reshape(feats.shape[0], -1)
@@ -94,5 +102,47 @@ def normalise_group(p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     vv = v.unsqueeze(-1)
     centre = (p * vv).sum(dim=(0, 1)) / v.sum().clamp(min=1.0)
     dev = (p - centre) * vv
-    scale = dev[..., :2].abs().amax().clamp(min=MIN_SCALE)
+    scale = dev[..., :2].abs().amax(dim=(0, 1, 2), keepdim=True).clamp(min=MIN_SCALE)   # [1, 1, 1]: onnx2tf
+    return dev / scale                                                                 # fails on a scalar divisor
+
+
+def normalise_frames(p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Points ``[T, K, 3]`` centred on each frame's valid mean and divided by that frame's largest |x| or |y|
+    deviation (the hand shape without its position and size); missing points stay 0."""
+    vv = v.unsqueeze(-1)
+    centre = (p * vv).sum(dim=1, keepdim=True) / v.sum(dim=1, keepdim=True).unsqueeze(-1).clamp(min=1.0)
+    dev = (p - centre) * vv
+    scale = dev[..., :2].abs().amax(dim=(1, 2), keepdim=True).clamp(min=MIN_SCALE)
     return dev / scale
+
+
+def frame_positions(n_frames: int, max_frames: int) -> np.ndarray:
+    """Frames kept of a sequence of ``n_frames``: all of them, or ``floor(i * n_frames / max_frames)`` for
+    ``i < max_frames`` when it is longer."""
+    if n_frames <= max_frames:
+        return np.arange(n_frames)
+    return (np.arange(max_frames) * n_frames) // max_frames
+
+
+def select_frames(x: np.ndarray, max_frames: int) -> np.ndarray:
+    """``x`` ``[T, ...]`` subsampled in time to at most ``max_frames`` frames (``frame_positions``)."""
+    return x[frame_positions(len(x), max_frames)]
+
+
+def padded_frame_positions(x: torch.Tensor, max_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Graph version of ``frame_positions`` for ``x`` ``[T, ...]`` with a static output length: source frame of
+    each of the ``max_frames`` rows (clamped to ``T - 1``) and whether the row is a real frame (``i < T``)."""
+    t = torch.ones_like(x[:, 0, 0]).sum()                                     # T as a float tensor (no Shape op)
+    i = torch.arange(max_frames, dtype=x.dtype, device=x.device)
+    pos = torch.floor(i * torch.clamp(t, min=float(max_frames)) / max_frames)
+    return torch.minimum(pos, t - 1).long(), i < t
+
+
+def hand_frames(x: np.ndarray | torch.Tensor, landmarks: np.ndarray | None = None):
+    """Number of frames of ``x`` ``[T, P, 3]`` in which at least one hand point was detected."""
+    landmarks = np.asarray(C.FS_130 if landmarks is None else landmarks)
+    pos = np.flatnonzero(np.isin(landmarks, C.HANDS))
+    if isinstance(x, torch.Tensor):
+        seen = (~torch.isnan(x[:, torch.as_tensor(pos), 0])).to(x.dtype).amax(dim=1)
+        return seen.sum()
+    return int((~np.isnan(x[:, pos, 0])).any(axis=1).sum())

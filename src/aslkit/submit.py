@@ -31,9 +31,11 @@ def make_submission(tflite: str | Path, out_zip: str | Path, extra: dict[str, st
 
 
 def submit(run: str | Path, out: str | Path | None = None) -> Path:
-    """``<run>/submission.zip`` from ``<run>/export/model.tflite``; also copied to /kaggle/working on Kaggle."""
+    """``<run>/submission.zip`` from ``<run>/export/model.tflite`` (+ ``inference_args.json`` when the export wrote
+    one, as for fingerspelling); also copied to /kaggle/working on Kaggle."""
     run = Path(run)
-    path = make_submission(run / "export" / "model.tflite", out or run / "submission.zip")
+    extra = {f.name: f.read_text() for f in [run / "export" / "inference_args.json"] if f.is_file()}
+    path = make_submission(run / "export" / "model.tflite", out or run / "submission.zip", extra)
     if KAGGLE_WORKING.is_dir() and path.parent != KAGGLE_WORKING:
         shutil.copyfile(path, KAGGLE_WORKING / "submission.zip")
     print(f"submission: {path} ({path.stat().st_size / 2 ** 20:.2f} MB)")
@@ -83,9 +85,16 @@ def grade_signs(submission: str | Path, data_dir: str | Path, rows: pd.DataFrame
 
 
 def score_run(run: str | Path, submission: str | Path | None = None) -> dict:
-    """Grade a run's submission on its held-out (validation) participants, next to the torch OOF accuracy."""
+    """Grade a run's submission on its held-out (validation) participants, next to the torch OOF accuracy (or, for
+    fingerspelling, the torch OOF score); writes ``score.json``."""
+    from aslkit import constants as C
+    from aslkit.config import load_config
     from aslkit.data.cache import PreparedSigns
+    from aslkit.train import TrainConfig
     run = Path(run)
+    if load_config(TrainConfig, run / "config.yaml").task == C.SLUG_FS:
+        from aslkit.submit_fs import score_fs_run
+        return score_fs_run(run, submission)
     data = json.loads((run / "data.json").read_text())
     oof = pd.read_csv(run / "oof.csv")
     index = PreparedSigns(data["prepared_dir"]).index.set_index("sequence_id")
@@ -99,3 +108,17 @@ def score_run(run: str | Path, submission: str | Path | None = None) -> dict:
           f"{res['n']} sequences of participants {res['participants']}; latency mean {res['latency_ms_mean']:.2f} ms,"
           f" p95 {res['latency_ms_p95']:.2f} ms; size {res['size_mb']:.2f} MB")
     return res
+
+
+def score_table(res: dict) -> pd.Series:
+    """The headline figures of ``score_run``: grader-clone metric next to torch's, latency, size."""
+    if "score" in res:
+        head = {"grader clone score (N - D) / N": res["score"], "torch OOF score": res["torch_oof_score"],
+                "difference": res["score"] - res["torch_oof_score"],
+                f"fallback phrase {res['fallback_phrase']!r} score": res["fallback_score"],
+                f"projected hours for {res['projected_sequences']} sequences": res["projected_hours"]}
+    else:
+        head = {"grader clone accuracy": res["accuracy"], "torch OOF accuracy": res["torch_oof_accuracy"],
+                "difference (points)": 100 * (res["accuracy"] - res["torch_oof_accuracy"])}
+    return pd.Series({**head, "latency mean (ms)": res["latency_ms_mean"], "latency p95 (ms)": res["latency_ms_p95"],
+                      "size (MB)": res["size_mb"], "sequences": res["n"]})

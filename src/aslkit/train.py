@@ -28,18 +28,26 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from aslkit.config import PRESETS, load_config, make_config, save_config
+from aslkit import constants as C
+from aslkit.config import PRESETS, apply_overrides, load_config, parse_overrides, save_config
 from aslkit.paths import logs_root
+from aslkit.tasks import TaskParts, build_signs, build_task, open_prepared, save_data_record, signs_modules
+
+__all__ = ["TrainConfig", "OptimConfig", "make_train_config", "train", "build_signs", "build_task", "open_prepared",
+           "signs_modules", "TaskParts"]
 
 
 @dataclass
 class OptimConfig:
-    """Optimiser and schedule (I2-T: Ranger, 45 flat + 25 cosine epochs)."""
+    """Optimiser and schedule (I2-T: Ranger, 45 flat + 25 cosine epochs; F5: AdamW, warmup + cosine)."""
 
+    optimizer: str = "ranger"        # ranger (RAdam + Lookahead) | adamw
+    schedule: str = "flat_cosine"    # flat_cosine | warmup_cosine | onecycle
     lr: float = 1e-3
     weight_decay: float = 0.01
     epochs: int = 70
-    flat_fraction: float = 45 / 70
+    flat_fraction: float = 45 / 70   # flat_cosine: share of the steps at the full learning rate
+    warmup_fraction: float = 0.1     # warmup_cosine and onecycle: share of the steps warming up
     batch_size: int = 64
     label_smoothing: float = 0.2
     clip_grad: float = 5.0
@@ -66,15 +74,43 @@ class TrainConfig:
     augment: dict = field(default_factory=dict)    # overrides of the augmentation config
     optim: OptimConfig = field(default_factory=OptimConfig)
     max_train_samples: int = 0       # > 0: subsample the training set (smoke tests)
+    supplemental_weight: float = 0.0  # fingerspelling: mean copies of each supplemental sequence per epoch (0: none)
+    min_hand_frames: int = 3         # fingerspelling: fewer frames with a hand -> the fallback phrase
 
 
-PRESETS[TrainConfig] = {
+SIGNS_PRESETS: dict[str, dict[str, Any]] = {
     "ci": {"synth_size": "ci", "optim.epochs": 3, "optim.batch_size": 32,
            "model": {"hidden": 64, "layers": 2, "heads": 2, "intermediate": 128}},
     "quick": {"synth_size": "quick", "optim.epochs": 24, "optim.batch_size": 64, "workers": 1,
               "features": {"max_len": 32}, "model": {"hidden": 128, "layers": 3, "heads": 4, "intermediate": 256}},
     "full": {"synth_size": "full", "optim.epochs": 70, "optim.ema_decay": 0.999},
 }
+_FS_OPTIM = {"optim.optimizer": "adamw", "optim.schedule": "warmup_cosine", "optim.label_smoothing": 0.0}
+FS_PRESETS: dict[str, dict[str, Any]] = {
+    "ci": {"task": C.SLUG_FS, "synth_size": "ci", **_FS_OPTIM, "optim.epochs": 3, "optim.batch_size": 16,
+           "optim.lr": 2e-3, "features": {"max_frames": 100}, "model": {"dim": 32, "layers": 1, "heads": 2}},
+    "quick": {"task": C.SLUG_FS, "synth_size": "quick", **_FS_OPTIM, "optim.epochs": 40, "optim.batch_size": 32,
+              "optim.lr": 2e-3, "workers": 1, "features": {"max_frames": 200},
+              "model": {"dim": 128, "layers": 3, "heads": 4, "ffn_mult": 2, "layerdrop": 0.0}},
+    "full": {"task": C.SLUG_FS, "synth_size": "full", **_FS_OPTIM, "optim.epochs": 200, "optim.batch_size": 64,
+             "optim.ema_decay": 0.999, "supplemental_weight": 0.5},
+}
+TASK_PRESETS = {C.SLUG_SIGNS: SIGNS_PRESETS, C.SLUG_FS: FS_PRESETS}
+PRESETS[TrainConfig] = SIGNS_PRESETS
+
+
+def make_train_config(preset: str | None = None, overrides: Any = None) -> TrainConfig:
+    """``TrainConfig`` of the task named in ``overrides`` (default asl-signs): defaults, that task's preset, then
+    the overrides (``task=asl-fingerspelling`` selects the fingerspelling presets)."""
+    ov = parse_overrides(overrides)
+    task = str(ov.get("task", TrainConfig.task))
+    if task not in TASK_PRESETS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_PRESETS)}")
+    presets = TASK_PRESETS[task]
+    if preset and preset not in presets:
+        raise KeyError(f"unknown preset {preset!r} for {task}; known: {sorted(presets)}")
+    cfg = apply_overrides(TrainConfig(task=task), presets[preset] if preset else {})
+    return apply_overrides(cfg, ov)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -119,43 +155,70 @@ def seed_everything(seed: int) -> None:
 # Data
 # ------------------------------------------------------------------------------------------------------------------
 class EpochDataset(Dataset):
-    """Samples of a prepared dataset through augmentation and features; draws depend on (seed, epoch, index)."""
+    """Samples of a task through ``sample(row, rng)`` and the feature module; with ``augment``, the random draws of a
+    sample depend only on (seed, epoch, row)."""
 
-    def __init__(self, source, indices: np.ndarray, transform, features: nn.Module, labels: np.ndarray,
-                 seed: int):
-        self.source, self.indices, self.transform = source, np.asarray(indices), transform
-        self.features, self.labels, self.seed = features, labels, seed
+    def __init__(self, sample, rows: np.ndarray, features: nn.Module, seed: int, augment: bool):
+        self.sample, self.rows, self.features, self.seed, self.augment = sample, np.asarray(rows), features, seed, augment
         self.epoch = 0
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return len(self.rows)
 
     def __getitem__(self, i: int):
-        idx = int(self.indices[i])
-        x = np.asarray(self.source[idx], dtype=np.float32)
-        if self.transform is not None:
-            x = self.transform(x, np.random.default_rng([self.seed, self.epoch, idx]))
+        row = int(self.rows[i])
+        rng = np.random.default_rng([self.seed, self.epoch, row, i]) if self.augment else None
+        x, target = self.sample(row, rng)
         with torch.no_grad():
             feats = self.features(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
-        return feats, int(self.labels[idx]), idx
+        return feats, target, row
 
 
-def make_loader(ds: EpochDataset, batch_size: int, shuffle: bool, d: Dist, workers: int, seed: int
-                ) -> DataLoader:
+def make_loader(ds: EpochDataset, batch_size: int, shuffle: bool, d: Dist, workers: int, seed: int,
+                collate=None) -> DataLoader:
     """Loader whose order depends only on (seed, epoch) (``DistributedSampler`` also for one process)."""
     sampler = DistributedSampler(ds, num_replicas=d.world, rank=d.rank, shuffle=shuffle, seed=seed,
                                  drop_last=shuffle)
-    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      drop_last=shuffle, pin_memory=d.device.type == "cuda")
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
+                      drop_last=shuffle and len(ds) >= batch_size * d.world, pin_memory=d.device.type == "cuda")
 
 
 # ------------------------------------------------------------------------------------------------------------------
 # Optimiser, schedule, EMA
 # ------------------------------------------------------------------------------------------------------------------
+OPTIMIZERS = {"ranger": "lookahead_radam", "adamw": "adamw"}
+
+
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """Ranger: RAdam wrapped in Lookahead (timm's implementation)."""
+    """Ranger (RAdam wrapped in Lookahead) or AdamW, from timm (no weight decay on biases and norms)."""
     from timm.optim import create_optimizer_v2
-    return create_optimizer_v2(model, opt="lookahead_radam", lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optim.optimizer must be one of {sorted(OPTIMIZERS)}, got {cfg.optimizer!r}")
+    return create_optimizer_v2(model, opt=OPTIMIZERS[cfg.optimizer], lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def warmup_cosine(total_steps: int, warmup_fraction: float):
+    """LR multiplier: linear warmup over ``warmup_fraction`` of the steps, then cosine down to 0."""
+    warm = max(1, int(total_steps * warmup_fraction))
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = (step - warm) / max(1, total_steps - warm)
+        return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    return f
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int):
+    """The learning-rate schedule of ``cfg.schedule`` (stepped once per batch)."""
+    if cfg.schedule == "flat_cosine":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, flat_cosine(total_steps, cfg.flat_fraction))
+    if cfg.schedule == "warmup_cosine":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, cfg.warmup_fraction))
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=max(1, total_steps),
+                                                   pct_start=cfg.warmup_fraction, cycle_momentum=False)
+    raise ValueError(f"optim.schedule must be flat_cosine, warmup_cosine or onecycle, got {cfg.schedule!r}")
 
 
 def flat_cosine(total_steps: int, flat_fraction: float):
@@ -209,55 +272,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# The asl-signs task: data, features, augmentation, model
-# ------------------------------------------------------------------------------------------------------------------
-@dataclass
-class TaskParts:
-    """What the loop needs from a task."""
-
-    source: Any                     # indexable: i -> raw landmarks [T, S, 3]
-    index: pd.DataFrame             # one row per sample: sequence_id, participant_id, label, fold
-    features: nn.Module
-    transform: Any
-    model: nn.Module
-    num_classes: int
-    data: dict = field(default_factory=dict)      # where the data came from (saved as data.json in the run)
-
-
-def signs_modules(cfg: TrainConfig, subset: np.ndarray) -> tuple[nn.Module, nn.Module]:
-    """The feature module and the (untrained) model of an asl-signs run config."""
-    from aslkit.features import FeatureConfig, SignFeatures
-    from aslkit.models import SignTransformer, TransformerConfig
-    fcfg = make_config(FeatureConfig, overrides=cfg.features)
-    features = SignFeatures(fcfg, subset).eval()
-    mcfg = make_config(TransformerConfig, overrides={"max_len": fcfg.max_len, **cfg.model})
-    return features, SignTransformer(mcfg, features.feature_dim)
-
-
-def build_signs(cfg: TrainConfig, prepared: Any = None) -> TaskParts:
-    """asl-signs: the prepared cache, I2-T features and augmentations, and the transformer."""
-    from aslkit.augment import AugmentConfig, default_signs_augment
-    prepared = prepared if prepared is not None else open_prepared(cfg)
-    features, model = signs_modules(cfg, prepared.subset)
-    index = prepared.index.merge(prepared.folds[["sequence_id", "fold"]], on="sequence_id", how="left")
-    transform = default_signs_augment(make_config(AugmentConfig, overrides=cfg.augment), prepared.subset)
-    data = {"prepared_dir": str(prepared.path), "data_dir": str(prepared.config.data_dir),
-            "subset": [int(i) for i in prepared.subset]}
-    return TaskParts(prepared, index, features, transform, model, model.cfg.num_classes, data)
-
-
-def open_prepared(cfg: TrainConfig):
-    """The prepared cache of ``cfg`` (prepared now when missing or out of date)."""
-    from aslkit.data.cache import PreparedSigns
-    from aslkit.prepare import PrepareConfig, prepare_signs
-    if cfg.prepared_dir:
-        return PreparedSigns(cfg.prepared_dir)
-    pcfg = make_config(PrepareConfig, overrides={"data_dir": cfg.data_dir, "synth_size": cfg.synth_size,
-                                                 "seed": 0})
-    return PreparedSigns(prepare_signs(pcfg))
-
-
-# ------------------------------------------------------------------------------------------------------------------
 # The loop
 # ------------------------------------------------------------------------------------------------------------------
 def run_dir_for(cfg: TrainConfig) -> Path:
@@ -267,26 +281,29 @@ def run_dir_for(cfg: TrainConfig) -> Path:
 
 
 def _split(index: pd.DataFrame, fold: int, max_train: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions of the training and validation samples."""
-    val = np.flatnonzero(index["fold"].to_numpy() == fold) if fold >= 0 else np.array([], dtype=np.int64)
-    train = np.setdiff1d(np.arange(len(index)), val)
+    """Row positions of the training and validation samples (validation: the fold's rows, without supplemental
+    rows when the index has a ``source`` column; those are never trained on either)."""
+    in_fold = index["fold"].to_numpy() == fold if fold >= 0 else np.zeros(len(index), bool)
+    primary = (index["source"] != "supplemental").to_numpy() if "source" in index else np.ones(len(index), bool)
+    val = np.flatnonzero(in_fold & primary)
+    train = np.flatnonzero(~in_fold)
     if max_train and len(train) > max_train:
         train = np.sort(np.random.default_rng(seed).choice(train, max_train, replace=False))
     return train, val
 
 
-def train_epoch(model, loader, optimizer, scheduler, ema, cfg: OptimConfig, d: Dist, scaler, epoch: int
-                ) -> dict[str, float]:
-    """One pass over the training data; returns mean loss and accuracy (this process's share)."""
+def train_epoch(model, loader, optimizer, scheduler, ema, parts: TaskParts, cfg: OptimConfig, d: Dist, scaler,
+                epoch: int) -> dict[str, float]:
+    """One pass over the training data; returns mean loss (and accuracy for classification) of this process."""
     model.train()
-    crit = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    obj = parts.objective
     tot_loss, tot_ok, n = 0.0, 0, 0
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not d.main or not loader)
-    for feats, labels, _ in bar:
-        feats, labels = feats.to(d.device), labels.to(d.device)
+    for inputs, targets, idx in bar:
+        inputs, targets = obj.to(inputs, targets, d.device)
         with torch.autocast(d.device.type, enabled=scaler.is_enabled()):
-            logits = model(feats)
-            loss = crit(logits.float(), labels)
+            outputs = obj.forward(model, inputs)
+            loss = obj.loss(outputs, targets, inputs)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
@@ -296,35 +313,31 @@ def train_epoch(model, loader, optimizer, scheduler, ema, cfg: OptimConfig, d: D
         scheduler.step()
         if ema is not None:
             ema.update(model)
-        tot_loss += loss.item() * len(labels)
-        tot_ok += int((logits.argmax(1) == labels).sum())
-        n += len(labels)
-        bar.set_postfix(loss=f"{tot_loss / n:.3f}", acc=f"{tot_ok / n:.3f}")
-    return {"train_loss": tot_loss / max(n, 1), "train_acc": tot_ok / max(n, 1)}
+        b = len(idx)
+        tot_loss += loss.item() * b
+        tot_ok += obj.hits(outputs, targets, inputs)
+        n += b
+        bar.set_postfix(loss=f"{tot_loss / n:.3f}")
+    row = {"train_loss": tot_loss / max(n, 1)}
+    if obj.train_stat:
+        row[obj.train_stat] = tot_ok / max(n, 1)
+    return row
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and sample indices of every batch of ``loader``."""
+def predict(model: nn.Module, loader: DataLoader, parts: TaskParts, device: torch.device
+            ) -> tuple[list, np.ndarray, float]:
+    """Per-sample predictions (the objective's kind), their sample rows, and the summed loss over ``loader``."""
     model.eval()
-    out, idx = [], []
-    for feats, _, i in loader:
-        out.append(model(feats.to(device)).float().cpu().numpy())
-        idx.append(i.numpy())
-    if not out:
-        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
-    return np.concatenate(out), np.concatenate(idx)
-
-
-def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Loss, accuracy and top-5 accuracy of logits against integer labels."""
-    if len(labels) == 0:
-        return {"val_loss": float("nan"), "val_acc": float("nan"), "val_top5": float("nan")}
-    t = torch.from_numpy(logits)
-    loss = float(nn.functional.cross_entropy(t, torch.from_numpy(labels)))
-    top5 = np.argsort(-logits, axis=1)[:, :5]
-    return {"val_loss": loss, "val_acc": float((logits.argmax(1) == labels).mean()),
-            "val_top5": float((top5 == labels[:, None]).any(1).mean())}
+    obj = parts.objective
+    preds, rows, loss_sum = [], [], 0.0
+    for inputs, targets, idx in loader:
+        inputs, targets = obj.to(inputs, targets, device)
+        outputs = obj.forward(model, inputs)
+        loss_sum += float(obj.loss(outputs, targets, inputs, reduction="sum"))
+        preds += obj.predictions(outputs, inputs)
+        rows.append(idx.numpy())
+    return preds, (np.concatenate(rows) if rows else np.zeros(0, np.int64)), loss_sum
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -341,21 +354,22 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
         run = run_dir_for(cfg)
     d = setup_distributed(cfg.device)
     seed_everything(cfg.seed)
-    parts = parts or build_signs(cfg)
-    labels = parts.index["label"].to_numpy()
+    parts = parts or build_task(cfg)
     tr_idx, va_idx = _split(parts.index, cfg.fold, cfg.max_train_samples, cfg.seed)
-    ds_train = EpochDataset(parts.source, tr_idx, parts.transform, parts.features, labels, cfg.seed)
-    ds_val = EpochDataset(parts.source, va_idx, None, parts.features, labels, cfg.seed)
+    if parts.on_split is not None:
+        tr_idx = parts.on_split(tr_idx)
+    ds_train = EpochDataset(parts.sample, tr_idx, parts.features, cfg.seed, augment=True)
+    ds_val = EpochDataset(parts.sample, va_idx, parts.features, cfg.seed, augment=False)
     o = cfg.optim
-    train_loader = make_loader(ds_train, o.batch_size, True, d, cfg.workers, cfg.seed)
-    val_loader = make_loader(ds_val, o.batch_size, False, Dist(0, 1, d.device), cfg.workers, cfg.seed)
+    collate = parts.objective.collate
+    train_loader = make_loader(ds_train, o.batch_size, True, d, cfg.workers, cfg.seed, collate)
+    val_loader = make_loader(ds_val, o.batch_size, False, Dist(0, 1, d.device), cfg.workers, cfg.seed, collate)
     model = parts.model.to(d.device)
     optimizer = build_optimizer(model, o)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, flat_cosine(o.epochs * len(train_loader),
-                                                                         o.flat_fraction))
+    scheduler = build_scheduler(optimizer, o, o.epochs * len(train_loader))
     ema = build_ema(model, o.ema_decay)
     scaler = torch.amp.GradScaler(d.device.type, enabled=o.amp and d.device.type == "cuda")
-    state = {"epoch": 0, "best": -1.0, "history": []}
+    state = {"epoch": 0, "best": -math.inf, "history": []}
     if resume is not None and (run / "checkpoints" / "last.pt").is_file():
         state = _restore(run / "checkpoints" / "last.pt", model, optimizer, scheduler, ema, scaler)
     elif resume is not None:
@@ -363,7 +377,7 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
     elif d.main:
         run.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run / "config.yaml")
-        (run / "data.json").write_text(json.dumps(parts.data, indent=1))
+        save_data_record(run, parts)
     net = nn.parallel.DistributedDataParallel(model) if d.world > 1 else model
     if d.main:
         print(f"run {run}: {len(tr_idx)} train / {len(va_idx)} val samples, {o.epochs} epochs, "
@@ -372,14 +386,15 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
         t0 = time.time()
         ds_train.epoch = epoch
         train_loader.sampler.set_epoch(epoch)
-        row = {"epoch": epoch + 1, **train_epoch(net, train_loader, optimizer, scheduler, ema, o, d, scaler, epoch)}
+        row = {"epoch": epoch + 1,
+               **train_epoch(net, train_loader, optimizer, scheduler, ema, parts, o, d, scaler, epoch)}
         if d.main:
             eval_model = ema.module if ema is not None else model
-            logits, idx = predict(eval_model, val_loader, d.device)
-            row.update(classification_metrics(logits, labels[idx]))
+            preds, idx, loss_sum = predict(eval_model, val_loader, parts, d.device)
+            row.update(parts.objective.metrics(preds, idx, parts.index, loss_sum))
             row.update(lr=optimizer.param_groups[0]["lr"], seconds=round(time.time() - t0, 2))
             state["history"].append(row)
-            _log_epoch(run, state, row, logits, idx, parts, model, ema)
+            _log_epoch(run, state, row, preds, idx, parts, model, ema)
             state["epoch"] = epoch + 1
             atomic_save(_checkpoint(state, model, optimizer, scheduler, ema, scaler), run / "checkpoints" / "last.pt")
         if d.world > 1:
@@ -393,26 +408,19 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
     return run
 
 
-def _log_epoch(run: Path, state: dict, row: dict, logits: np.ndarray, idx: np.ndarray, parts: TaskParts,
+def _log_epoch(run: Path, state: dict, row: dict, preds: list, idx: np.ndarray, parts: TaskParts,
                model: nn.Module, ema) -> None:
     """Append the metrics row, print it, and keep the best checkpoint and its validation predictions."""
     pd.DataFrame(state["history"]).to_csv(run / "metrics.csv", index=False)
-    score = row["val_acc"] if not math.isnan(row["val_acc"]) else -row["train_loss"]
+    key = parts.objective.score_key
+    score = row[key] if not math.isnan(row[key]) else -row["train_loss"]
     print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
     if score > state["best"]:
         state["best"] = score
         weights = (ema.module if ema is not None else model).state_dict()
         atomic_save({"model": weights, "epoch": row["epoch"], "score": score}, run / "checkpoints" / "best.pt")
         if len(idx):
-            _save_oof(run, logits, idx, parts.index)
-
-
-def _save_oof(run: Path, logits: np.ndarray, idx: np.ndarray, index: pd.DataFrame) -> None:
-    """Validation predictions: ``oof.csv`` (ids, label, prediction) and ``oof_logits.npy`` in the same order."""
-    rows = index.iloc[idx][["sequence_id", "participant_id", "label", "fold"]].reset_index(drop=True)
-    rows["pred"] = logits.argmax(1)
-    rows.to_csv(run / "oof.csv", index=False)
-    np.save(run / "oof_logits.npy", logits.astype(np.float32))
+            parts.objective.save_oof(run, preds, idx, parts.index)
 
 
 def _checkpoint(state: dict, model, optimizer, scheduler, ema, scaler) -> dict:

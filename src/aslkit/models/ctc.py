@@ -68,9 +68,10 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], bias: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
-        q, k, v = self.qkv(self.norm1(x)).reshape(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        dh = D // self.heads
+        q, k, v = (t.reshape(B, T, self.heads, dh).transpose(1, 2) for t in self.qkv(self.norm1(x)).chunk(3, -1))
         q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
-        att = torch.softmax(q @ k.transpose(-1, -2) / (D // self.heads) ** 0.5 + bias, dim=-1)
+        att = torch.softmax(q @ k.transpose(-1, -2) / dh ** 0.5 + bias, dim=-1)
         h = (att @ v).transpose(1, 2).reshape(B, T, D)
         x = x + self.drop(self.out(h))
         return x + self.drop(self.ffn(self.norm2(x)))
@@ -92,7 +93,7 @@ class CTCEncoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         valid = torch.ones_like(x[..., 0]) if mask is None else mask.to(x.dtype)
         h = self.proj(x) * valid.unsqueeze(-1)
-        h = h + F.gelu(self.stem(h.transpose(1, 2)).transpose(1, 2)) * valid.unsqueeze(-1)
+        h = h + F.gelu(self.stem(h.transpose(1, 2)).transpose(1, 2), approximate="tanh") * valid.unsqueeze(-1)
         bias = ((1.0 - valid) * -1e4)[:, None, None, :]                        # padded keys get no attention
         rope = self.rope(h)
         for block in self.blocks:
@@ -102,13 +103,17 @@ class CTCEncoder(nn.Module):
         return self.head(self.norm(h))
 
 
-def ctc_loss(logits: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor
-             ) -> torch.Tensor:
-    """CTC loss (blank 59) averaged over the batch, each sequence's loss divided by its target length."""
+def ctc_loss(logits: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
+             reduction: str = "mean") -> torch.Tensor:
+    """CTC loss (blank 59), each sequence's loss divided by its target length, then averaged (``"mean"``) or
+    summed (``"sum"``) over the batch; impossible alignments count 0."""
     log_probs = logits.float().log_softmax(-1).transpose(0, 1)                # [T, B, C]
     input_lengths = mask.long().sum(1)
-    return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=CTC_BLANK, reduction="mean",
-                      zero_infinity=True)
+    per = F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=CTC_BLANK, reduction="none",
+                     zero_infinity=True) / target_lengths.clamp(min=1)
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    return per.mean() if reduction == "mean" else per.sum()
 
 
 def greedy_decode(logits: torch.Tensor, mask: torch.Tensor | None = None) -> list[list[int]]:

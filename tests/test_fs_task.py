@@ -1,0 +1,142 @@
+"""The fingerspelling task of the training loop: frame selection, batching, fallback, supplemental weights, presets,
+and the in-graph decoding of ``FSGraderModel`` against the training-side decoding."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from aslkit import constants as C
+from aslkit.export_fs import FSGraderModel, grader_decode, inference_args, wide_columns
+from aslkit.features_fs import (FSFeatureConfig, FSFeatures, frame_positions, hand_frames, padded_frame_positions,
+                                select_frames)
+from aslkit.models.ctc import CTCConfig, CTCEncoder, greedy_decode
+from aslkit.tasks import CTCObjective, weighted_rows
+from aslkit.train import TrainConfig, _split, make_train_config
+
+
+def _sequence(rng: np.random.Generator, t: int, hand_missing: float = 0.3) -> np.ndarray:
+    x = rng.uniform(0.2, 0.8, (t, len(C.FS_130), 3)).astype(np.float32)
+    hands = np.flatnonzero(np.isin(C.FS_130, C.HANDS))
+    gone = rng.random(t) < hand_missing
+    x[np.ix_(gone, hands)] = np.nan
+    return x
+
+
+def _wide(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(0, 2, 1).reshape(len(x), -1))
+
+
+@pytest.mark.parametrize("t", [1, 2, 50, 128, 129, 300, 1000])
+def test_graph_frame_positions_equal_training_ones(t):
+    x = torch.zeros(t, 4, 3)
+    pos, valid = padded_frame_positions(x, 128)
+    keep = frame_positions(t, 128)
+    assert pos.shape == (128,) and int(valid.sum()) == len(keep) == min(t, 128)
+    assert np.array_equal(pos[valid].numpy(), keep)
+    assert np.array_equal(select_frames(np.arange(t), 128), keep)
+
+
+def test_hand_frames_numpy_and_torch_agree():
+    x = _sequence(np.random.default_rng(0), 40, 0.5)
+    n = hand_frames(x)
+    assert 0 < n < 40 and n == int(hand_frames(torch.from_numpy(x)))
+
+
+def test_collate_pads_and_masks_and_fallback_replaces_handless_samples():
+    obj = CTCObjective(fallback="abc", min_hand_frames=3)
+    batch = [(torch.ones(5, 7), (np.array([1, 2]), 5), 0), (torch.ones(3, 7), (np.array([4]), 1), 1)]
+    (x, mask, hands), (ids, lengths), idx = obj.collate(batch)
+    assert x.shape == (2, 5, 7) and mask.tolist() == [[True] * 5, [True] * 3 + [False] * 2]
+    assert ids.tolist() == [1, 2, 4] and lengths.tolist() == [2, 1] and idx.tolist() == [0, 1]
+    logits = torch.full((2, 5, 60), -5.0)
+    logits[:, :, C.CHAR_TO_INDEX["z"]] = 5.0
+    assert obj.predictions(logits, (x, mask, hands)) == ["z", "abc"]
+
+
+def test_ctc_loss_sum_is_batch_times_mean():
+    obj = CTCObjective()
+    batch = [(torch.randn(9, 4), (np.array([1, 2, 3]), 9), 0), (torch.randn(6, 4), (np.array([5]), 6), 1)]
+    inputs, targets, _ = obj.collate(batch)
+    logits = torch.randn(2, 9, 60)
+    mean, total = obj.loss(logits, targets, inputs), obj.loss(logits, targets, inputs, reduction="sum")
+    assert torch.isclose(total, 2 * mean)
+
+
+def test_supplemental_weights():
+    rows = np.arange(10)
+    supp = np.array([False] * 4 + [True] * 6)
+    assert weighted_rows(rows, supp, 0.0, 0).tolist() == [0, 1, 2, 3]
+    two = weighted_rows(rows, supp, 2.0, 0)
+    assert np.bincount(two, minlength=10).tolist() == [1] * 4 + [2] * 6
+    half = weighted_rows(np.arange(2000), np.arange(2000) >= 1000, 0.5, 0)
+    assert 1400 < len(half) < 1600 and np.array_equal(half, weighted_rows(np.arange(2000), np.arange(2000) >= 1000,
+                                                                          0.5, 0))
+
+
+def test_split_keeps_supplemental_rows_out_of_validation_and_of_the_held_out_fold():
+    index = pd.DataFrame({"fold": [0, 0, 1, 1, 0], "source": ["train", "supplemental", "train", "supplemental",
+                                                              "train"]})
+    train, val = _split(index, 0, 0, 0)
+    assert val.tolist() == [0, 4] and train.tolist() == [2, 3]
+
+
+def test_fingerspelling_presets_are_chosen_by_task():
+    cfg = make_train_config("quick", ["task=asl-fingerspelling", "optim.epochs=2"])
+    assert cfg.task == C.SLUG_FS and cfg.optim.epochs == 2 and cfg.model["dim"] == 128
+    assert cfg.optim.optimizer == "adamw" and cfg.features["max_frames"] == 200
+    assert make_train_config("quick").model["hidden"] == 128          # asl-signs keeps its own presets
+    with pytest.raises(KeyError, match="unknown preset"):
+        make_train_config("huge", {"task": C.SLUG_FS})
+    with pytest.raises(ValueError, match="unknown task"):
+        make_train_config(None, {"task": "asl-other"})
+    assert isinstance(cfg, TrainConfig)
+
+
+def test_inference_args_reproduce_the_real_file(samples):
+    real = json.loads((samples / "asl-fingerspelling" / "inference_args.json").read_text())
+    assert json.loads(inference_args()) == real
+    assert wide_columns() == real["selected_columns"]
+
+
+@pytest.fixture(scope="module")
+def grader_model():
+    torch.manual_seed(0)
+    features = FSFeatures(FSFeatureConfig(max_frames=64))
+    model = CTCEncoder(CTCConfig(dim=32, layers=2, heads=2, max_len=64, dropout=0.0, layerdrop=0.0),
+                       features.feature_dim).eval()
+    with torch.no_grad():
+        model.head.bias[C.CTC_BLANK] = -3.0                              # random weights: non-empty phrases
+    return FSGraderModel(features, model, fallback="1 main st", min_hand_frames=3).eval()
+
+
+@pytest.mark.parametrize("t", [1, 7, 64, 65, 200])
+def test_graph_decoding_equals_training_decoding(grader_model, t):
+    x = _sequence(np.random.default_rng(t), t, 0.0)
+    with torch.no_grad():
+        out = grader_model(torch.from_numpy(_wide(x))).numpy()
+        sel = torch.from_numpy(select_frames(x, 64))
+        logits = grader_model.model(grader_model.features(sel).unsqueeze(0))
+    expected = "".join(C.CHARACTERS[i] for i in greedy_decode(logits)[0]) if t >= 3 else "1 main st"
+    assert out.shape == (64, 60) and set(np.unique(out)) <= {0.0, 1.0}
+    assert grader_decode(out) == expected and len(expected) > 0
+
+
+def test_graph_answers_the_fallback_phrase_without_hands(grader_model):
+    x = _sequence(np.random.default_rng(1), 30, 0.0)
+    x[2:, np.isin(C.FS_130, C.HANDS)] = np.nan                           # a hand in 2 frames only (< 3)
+    with torch.no_grad():
+        assert grader_decode(grader_model(torch.from_numpy(_wide(x))).numpy()) == "1 main st"
+        x[:, np.isin(C.FS_130, C.HANDS)] = _sequence(np.random.default_rng(2), 30, 0.0)[:, np.isin(C.FS_130,
+                                                                                                   C.HANDS)]
+        assert grader_decode(grader_model(torch.from_numpy(_wide(x))).numpy()) != "1 main st"
+
+
+def test_square_graph_shapes_are_refused():
+    from aslkit.tasks import fs_modules
+    cfg = make_train_config("ci", {"task": C.SLUG_FS, "features.max_frames": 96})     # 3 x dim 32 = 96
+    with pytest.raises(ValueError, match="max_frames=96 equals the width"):
+        fs_modules(cfg)
