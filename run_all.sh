@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: sets up .venv if needed, resolves the data of the competitions (the kit's synthetic data when no
-# real download is in input/<slug>/), and executes every notebook headless with papermill, once per competition,
-# into logs/<run>/notebooks/<task>/ (run folders in logs/<run>/<task>/).
+# real download is in input/<slug>/), and executes the notebooks headless with papermill: 00 (both competitions)
+# once, 01-05 once per competition into logs/<run>/notebooks/<task>/ (run folders in logs/<run>/<task>/).
 # Usage: ./run_all.sh [asl-signs] [asl-fingerspelling]   (default: both). Profile: ASLKIT_PROFILE=ci|quick|full
 # (default quick).
 set -euo pipefail
@@ -19,13 +19,18 @@ RUN="logs/run_all_${PROFILE}_$(date +%Y%m%d_%H%M%S)"
 for task in "${TASKS[@]}"; do
   python -m aslkit data --task "$task" --preset "$PROFILE"
 done
+run_notebook() {  # notebook, output folder, extra papermill parameters...
+  local nb="$1" out="$2"; shift 2
+  echo "[run_all] $nb -> $out/"
+  python -m papermill "$nb" "$out/$(basename "$nb")" -k python3 --cwd notebooks -p profile "$PROFILE" \
+    -p run_dir "$(pwd)/$RUN" "$@" --log-output --no-progress-bar
+}
+mkdir -p "$RUN/notebooks"
+run_notebook notebooks/00_data_tour.ipynb "$RUN/notebooks"          # both competitions in one notebook
 for task in "${TASKS[@]}"; do
   mkdir -p "$RUN/notebooks/$task"
-  for nb in notebooks/[0-9][0-9]_*.ipynb; do
-    echo "[run_all] $task: $nb -> $RUN/notebooks/$task/"
-    python -m papermill "$nb" "$RUN/notebooks/$task/$(basename "$nb")" -k python3 --cwd notebooks \
-      -p profile "$PROFILE" -p task "$task" -p run_dir "$(pwd)/$RUN" -p run "$(pwd)/$RUN/$task" \
-      --log-output --no-progress-bar
+  for nb in notebooks/0[1-9]_*.ipynb; do
+    run_notebook "$nb" "$RUN/notebooks/$task" -p task "$task" -p run "$(pwd)/$RUN/$task"
   done
 done
 echo "[run_all] done: $RUN"

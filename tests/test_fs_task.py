@@ -54,15 +54,15 @@ def test_collate_pads_and_masks_and_fallback_replaces_handless_samples():
     assert ids.tolist() == [1, 2, 4] and lengths.tolist() == [2, 1] and idx.tolist() == [0, 1]
     logits = torch.full((2, 5, 60), -5.0)
     logits[:, :, C.CHAR_TO_INDEX["z"]] = 5.0
-    assert obj.predictions(logits, (x, mask, hands)) == ["z", "abc"]
+    assert obj.predictions((logits, mask), (x, mask, hands)) == ["z", "abc"]
 
 
 def test_ctc_loss_sum_is_batch_times_mean():
     obj = CTCObjective()
     batch = [(torch.randn(9, 4), (np.array([1, 2, 3]), 9), 0), (torch.randn(6, 4), (np.array([5]), 6), 1)]
     inputs, targets, _ = obj.collate(batch)
-    logits = torch.randn(2, 9, 60)
-    mean, total = obj.loss(logits, targets, inputs), obj.loss(logits, targets, inputs, reduction="sum")
+    outputs = (torch.randn(2, 9, 60), inputs[1])
+    mean, total = obj.loss(outputs, targets, inputs), obj.loss(outputs, targets, inputs, reduction="sum")
     assert torch.isclose(total, 2 * mean)
 
 
@@ -138,5 +138,23 @@ def test_graph_answers_the_fallback_phrase_without_hands(grader_model):
 def test_square_graph_shapes_are_refused():
     from aslkit.tasks import fs_modules
     cfg = make_train_config("ci", {"task": C.SLUG_FS, "features.max_frames": 96})     # 3 x dim 32 = 96
-    with pytest.raises(ValueError, match="max_frames=96 equals the width"):
+    with pytest.raises(ValueError, match=r"max_frames=96 \(model rows 48\) equals the width"):
         fs_modules(cfg)
+
+
+def test_strided_stem_halves_the_frames_in_training_and_in_the_graph():
+    torch.manual_seed(0)
+    features = FSFeatures(FSFeatureConfig(max_frames=64))
+    model = CTCEncoder(CTCConfig(dim=32, layers=1, heads=2, max_len=64, stride=2, dropout=0.0, layerdrop=0.0),
+                       features.feature_dim).eval()
+    with torch.no_grad():
+        model.head.bias[C.CTC_BLANK] = -3.0
+    grader = FSGraderModel(features, model).eval()
+    x = _sequence(np.random.default_rng(5), 41, 0.0)
+    obj = CTCObjective()
+    inputs, _, _ = obj.collate([(features(torch.from_numpy(x)), (np.array([1]), 41), 0)])
+    with torch.no_grad():
+        logits, mask = obj.forward(model, inputs)
+        out = grader(torch.from_numpy(_wide(x))).numpy()
+    assert logits.shape == (1, 21, 60) and mask.shape == (1, 21) and out.shape == (32, 60)
+    assert grader_decode(out) == obj.predictions((logits, mask), inputs)[0] != ""

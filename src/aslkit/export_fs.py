@@ -2,7 +2,7 @@
 
 ``FSGraderModel`` takes exactly what Kaggle's grader feeds (``inputs`` float32 ``[T, 390]``: the columns of
 ``inference_args.json`` = ``constants.FS_130_COLUMNS``, all x then all y then all z, NaNs included) and returns
-``outputs`` ``[max_frames, 60]``. The grader takes the per-row argmax and maps it through the character map, dropping
+``outputs`` ``[ceil(max_frames / stride), 60]``. The grader takes the per-row argmax and maps it through the character map, dropping
 unknown indices, with no CTC collapse; so the graph does the greedy CTC decoding itself: a row carries its frame's
 best character only where it differs from the previous frame's, otherwise (and for blanks and padding rows) index
 59, which the grader drops. Every shape after the frame selection is static (``max_frames``): shorter sequences are
@@ -50,9 +50,9 @@ class FSGraderModel(nn.Module):
         self.n_landmarks = len(features.landmarks)
         self.max_frames = features.cfg.max_frames
         self.min_hand_frames = float(min_hand_frames)
-        n_classes = model.cfg.num_classes
-        ids = np.full(self.max_frames, C.CTC_BLANK, dtype=np.int64)
-        fb = encode_phrase(fallback)[: self.max_frames]
+        n_classes, rows = model.cfg.num_classes, -(-self.max_frames // model.cfg.stride)
+        ids = np.full(rows, C.CTC_BLANK, dtype=np.int64)
+        fb = encode_phrase(fallback)[:rows]
         ids[: len(fb)] = fb
         self.register_buffer("fallback_rows", nn.functional.one_hot(torch.as_tensor(ids), n_classes).float(),
                              persistent=False)
@@ -77,7 +77,8 @@ class FSGraderModel(nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         x, valid = self.frames(inputs)
         logits = self.model(self.features(x).unsqueeze(0), valid.unsqueeze(0))[0]
-        rows = (self.decoded_ids(logits, valid)[:, None] == self.classes[None, :]).float()
+        out_valid = self.model.output_mask(valid.unsqueeze(0))[0]
+        rows = (self.decoded_ids(logits, out_valid)[:, None] == self.classes[None, :]).float()
         seen = (~torch.isnan(x[:, self.hand_pos, 0])).float().amax(dim=1).sum()
         use_fallback = (seen < self.min_hand_frames).float()
         return use_fallback * self.fallback_rows + (1.0 - use_fallback) * rows

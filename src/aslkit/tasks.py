@@ -117,20 +117,21 @@ class CTCObjective:
     def to(self, inputs: tuple, targets: tuple, device: torch.device):
         return tuple(t.to(device) for t in inputs), tuple(t.to(device) for t in targets)
 
-    def forward(self, model: nn.Module, inputs: tuple) -> torch.Tensor:
-        return model(inputs[0], inputs[1])
+    def forward(self, model: nn.Module, inputs: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and their frame mask (the model may downsample time)."""
+        return model(inputs[0], inputs[1]), getattr(model, "module", model).output_mask(inputs[1])
 
-    def loss(self, outputs: torch.Tensor, targets: tuple, inputs: tuple, reduction: str = "mean") -> torch.Tensor:
+    def loss(self, outputs: tuple, targets: tuple, inputs: tuple, reduction: str = "mean") -> torch.Tensor:
         from aslkit.models.ctc import ctc_loss
-        return ctc_loss(outputs, inputs[1], targets[0], targets[1], reduction=reduction)
+        return ctc_loss(outputs[0], outputs[1], targets[0], targets[1], reduction=reduction)
 
-    def hits(self, outputs: torch.Tensor, targets: tuple, inputs: tuple) -> int:
+    def hits(self, outputs: tuple, targets: tuple, inputs: tuple) -> int:
         return 0
 
-    def predictions(self, outputs: torch.Tensor, inputs: tuple) -> list[str]:
+    def predictions(self, outputs: tuple, inputs: tuple) -> list[str]:
         from aslkit.data.fs import decode_indices
         from aslkit.models.ctc import greedy_decode
-        texts = [decode_indices(s) for s in greedy_decode(outputs.float(), inputs[1])]
+        texts = [decode_indices(s) for s in greedy_decode(outputs[0].float(), outputs[1])]
         hands = inputs[2].tolist()
         return [self.fallback if h < self.min_hand_frames else t for t, h in zip(texts, hands)]
 
@@ -222,11 +223,13 @@ def fs_modules(cfg, landmarks: np.ndarray | None = None) -> tuple[nn.Module, nn.
 def check_static_widths(max_frames: int, mcfg, feature_dim: int) -> None:
     """ValueError when the graph's static frame count equals one of the model's widths: onnx2tf then guesses the
     layout of square ``[max_frames, width]`` tensors wrongly (the parity gate fails). Pick another max_frames."""
+    rows = -(-max_frames // mcfg.stride)
     widths = {"model.dim": mcfg.dim, "3 x model.dim (qkv)": 3 * mcfg.dim, "model.ffn_mult x dim": mcfg.ffn_mult *
               mcfg.dim, "head size": mcfg.dim // mcfg.heads, "classes": mcfg.num_classes, "features": feature_dim}
-    clash = [name for name, w in widths.items() if w == max_frames]
+    clash = [name for name, w in widths.items() if w in (max_frames, rows)]
     if clash:
-        raise ValueError(f"features.max_frames={max_frames} equals the width of {clash}; choose another value "
+        raise ValueError(f"features.max_frames={max_frames} (model rows {rows}) equals the width of {clash}; choose "
+                         f"another value "
                          f"(square tensors break the TFLite conversion)")
 
 

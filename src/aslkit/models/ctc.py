@@ -23,6 +23,7 @@ class CTCConfig:
     dropout: float = 0.1
     layerdrop: float = 0.1
     conv_kernel: int = 3
+    stride: int = 1                  # time downsampling of the stem (2: one output frame per two input frames)
     max_len: int = 1024              # rows of the rotary tables (longest sequence the model can take)
     num_classes: int = CTC_BLANK + 1  # 59 characters + the blank (index 59)
 
@@ -84,16 +85,25 @@ class CTCEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.proj = nn.Linear(in_features, cfg.dim)
-        self.stem = nn.Conv1d(cfg.dim, cfg.dim, cfg.conv_kernel, padding=cfg.conv_kernel // 2)
+        if cfg.conv_kernel % 2 == 0:
+            raise ValueError(f"model.conv_kernel must be odd, got {cfg.conv_kernel}")
+        self.stem = nn.Conv1d(cfg.dim, cfg.dim, cfg.conv_kernel, stride=cfg.stride, padding=cfg.conv_kernel // 2)
         self.rope = Rotary(cfg.dim // cfg.heads, cfg.max_len)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
 
+    def output_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """Valid output frames ``[B, ceil(T / stride)]`` of an input frame mask ``[B, T]``."""
+        return mask[:, ::self.cfg.stride]
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[B, ceil(T / stride), classes]``."""
         valid = torch.ones_like(x[..., 0]) if mask is None else mask.to(x.dtype)
         h = self.proj(x) * valid.unsqueeze(-1)
-        h = h + F.gelu(self.stem(h.transpose(1, 2)).transpose(1, 2), approximate="tanh") * valid.unsqueeze(-1)
+        conv = F.gelu(self.stem(h.transpose(1, 2)).transpose(1, 2), approximate="tanh")
+        valid = self.output_mask(valid)
+        h = (h[:, ::self.cfg.stride] + conv) * valid.unsqueeze(-1)
         bias = ((1.0 - valid) * -1e4)[:, None, None, :]                        # padded keys get no attention
         rope = self.rope(h)
         for block in self.blocks:
