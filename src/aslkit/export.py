@@ -190,7 +190,8 @@ class ConvertConfig:
 
     run_dir: str = ""
     checkpoint: str = "best"
-    submit_build: str = "float16"    # the build copied to model.tflite
+    submit_build: str = "auto"       # the build copied to model.tflite: auto (float16 if it passes every gate,
+                                     # else float32), float16 or float32
     max_size_mb: float = 40.0
     min_agreement: float = 0.999     # asl-signs: share of validation argmaxes equal to torch's
     min_phrase_agreement: float = 0.995  # asl-fingerspelling: share of decoded phrases equal to torch's
@@ -294,6 +295,15 @@ def gate_failures(rep: dict, cfg: ConvertConfig) -> list[str]:
     return fails
 
 
+def choose_build(report: dict, submit_build: str) -> str | None:
+    """The build to submit: ``submit_build`` when it passes every gate; for ``auto`` the smaller float16 build when
+    it passes, else float32; None when the chosen (or every) build fails a gate."""
+    if submit_build not in ("auto", "float16", "float32"):
+        raise ValueError(f"submit_build must be auto, float16 or float32, got {submit_build!r}")
+    order = ["float16", "float32"] if submit_build == "auto" else [submit_build]
+    return next((b for b in order if b in report and not report[b]["failed"]), None)
+
+
 def _summary_line(name: str, r: dict) -> str:
     """One printed line per build."""
     nan = float("nan")
@@ -310,6 +320,7 @@ def convert(cfg: ConvertConfig) -> dict:
     run = Path(cfg.run_dir)
     out = run / "export"
     out.mkdir(parents=True, exist_ok=True)
+    (out / "model.tflite").unlink(missing_ok=True)                 # never leave an earlier build to be submitted
     exp = task_export(run, cfg)
     onnx_path = export_onnx(exp.model, out / "model.onnx", exp.example)
     saved = onnx_to_saved_model(onnx_path, out / "saved_model")
@@ -320,15 +331,18 @@ def convert(cfg: ConvertConfig) -> dict:
     report = {name: check_build(path, exp, ref, cfg) for name, path in builds.items()}
     if "torch_accuracy" in report["float32"]:
         report["torch_accuracy"] = report["float32"]["torch_accuracy"]
-    shutil.copyfile(builds[cfg.submit_build], out / "model.tflite")
+    report["submitted"] = choose_build(report, cfg.submit_build)
     for name, text in exp.extra_files.items():
         (out / name).write_text(text)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     for name in builds:
         print(_summary_line(name, report[name]))
-    failed = {n: report[n]["failed"] for n in builds if report[n]["failed"]}
-    if failed:
-        raise GateError(f"conversion gates failed: {failed} (report: {out / 'report.json'})")
+    if report["submitted"] is None:
+        failed = {n: report[n]["failed"] for n in builds if report[n]["failed"]}
+        raise GateError(f"conversion gates failed for the submit build ({cfg.submit_build}): {failed} "
+                        f"(report: {out / 'report.json'})")
+    shutil.copyfile(builds[report["submitted"]], out / "model.tflite")
+    print(f"model.tflite = the {report['submitted']} build")
     return report
 
 
