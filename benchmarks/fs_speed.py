@@ -16,9 +16,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from aslkit import constants as C
-from aslkit.export import export_onnx, onnx_to_saved_model, saved_model_to_tflite, tflite_runner
+from aslkit.data.fs import landmarks_to_blocks
+from aslkit.export import export_onnx, onnx_to_saved_model, saved_model_to_tflite
 from aslkit.paths import resolve_data_dir
 from aslkit.prepare_fs import PrepareFSConfig, build_fs_cache
+from tflite_latency import call_ms  # noqa: E402  (same folder: run as a script)
 
 LENGTHS = (32, 160, 400, 800)
 
@@ -59,19 +61,10 @@ def build_untrained(preset: str, out: Path) -> dict[str, Path]:
 
 def latency_ms(path: Path, t: int, calls: int, warmup: int = 3) -> tuple[float, float]:
     """Median and p95 latency (ms) of one call on a random ``[t, 390]`` input with 40 % frames without hands."""
-    run = tflite_runner(path, "litert", num_threads=1)
     rng = np.random.default_rng(t)
     x = rng.uniform(0.2, 0.8, (t, 130, 3)).astype(np.float32)
     x[np.ix_(rng.random(t) < 0.4, np.flatnonzero(np.isin(C.FS_130, C.HANDS)))] = np.nan
-    x = np.ascontiguousarray(x.transpose(0, 2, 1).reshape(t, -1))
-    for _ in range(warmup):
-        run(x)
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        run(x)
-        times.append((time.perf_counter() - t0) * 1000)
-    return float(np.median(times)), float(np.percentile(times, 95))
+    return call_ms(path, landmarks_to_blocks(x), calls, warmup)
 
 
 def main() -> None:

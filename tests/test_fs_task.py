@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from aslkit import constants as C
+from aslkit.data.fs import landmarks_to_blocks
 from aslkit.export_fs import FSGraderModel, grader_decode, inference_args, wide_columns
 from aslkit.features_fs import (FSFeatureConfig, FSFeatures, frame_positions, hand_frames, padded_frame_positions,
                                 select_frames)
@@ -24,10 +25,6 @@ def _sequence(rng: np.random.Generator, t: int, hand_missing: float = 0.3) -> np
     gone = rng.random(t) < hand_missing
     x[np.ix_(gone, hands)] = np.nan
     return x
-
-
-def _wide(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(x.transpose(0, 2, 1).reshape(len(x), -1))
 
 
 @pytest.mark.parametrize("t", [1, 2, 50, 128, 129, 300, 1000])
@@ -117,7 +114,7 @@ def grader_model():
 def test_graph_decoding_equals_training_decoding(grader_model, t):
     x = _sequence(np.random.default_rng(t), t, 0.0)
     with torch.no_grad():
-        out = grader_model(torch.from_numpy(_wide(x))).numpy()
+        out = grader_model(torch.from_numpy(landmarks_to_blocks(x))).numpy()
         sel = torch.from_numpy(select_frames(x, 64))
         logits = grader_model.model(grader_model.features(sel).unsqueeze(0))
     expected = "".join(C.CHARACTERS[i] for i in greedy_decode(logits)[0]) if t >= 3 else "1 main st"
@@ -129,10 +126,10 @@ def test_graph_answers_the_fallback_phrase_without_hands(grader_model):
     x = _sequence(np.random.default_rng(1), 30, 0.0)
     x[2:, np.isin(C.FS_130, C.HANDS)] = np.nan                           # a hand in 2 frames only (< 3)
     with torch.no_grad():
-        assert grader_decode(grader_model(torch.from_numpy(_wide(x))).numpy()) == "1 main st"
+        assert grader_decode(grader_model(torch.from_numpy(landmarks_to_blocks(x))).numpy()) == "1 main st"
         x[:, np.isin(C.FS_130, C.HANDS)] = _sequence(np.random.default_rng(2), 30, 0.0)[:, np.isin(C.FS_130,
                                                                                                    C.HANDS)]
-        assert grader_decode(grader_model(torch.from_numpy(_wide(x))).numpy()) != "1 main st"
+        assert grader_decode(grader_model(torch.from_numpy(landmarks_to_blocks(x))).numpy()) != "1 main st"
 
 
 def test_square_graph_shapes_are_refused():
@@ -155,6 +152,15 @@ def test_strided_stem_halves_the_frames_in_training_and_in_the_graph():
     inputs, _, _ = obj.collate([(features(torch.from_numpy(x)), (np.array([1]), 41), 0)])
     with torch.no_grad():
         logits, mask = obj.forward(model, inputs)
-        out = grader(torch.from_numpy(_wide(x))).numpy()
+        out = grader(torch.from_numpy(landmarks_to_blocks(x))).numpy()
     assert logits.shape == (1, 21, 60) and mask.shape == (1, 21) and out.shape == (32, 60)
     assert grader_decode(out) == obj.predictions((logits, mask), inputs)[0] != ""
+
+
+def test_landmarks_to_blocks_inverts_blocks_to_landmarks_and_follows_the_column_order():
+    from aslkit.data.fs import blocks_to_landmarks
+    x = _sequence(np.random.default_rng(3), 6, 0.3)
+    wide = landmarks_to_blocks(x)
+    assert wide.shape == (6, 390) and np.array_equal(blocks_to_landmarks(wide, 130), x, equal_nan=True)
+    j = 130 + 7                                                            # the y column of the 8th landmark
+    assert wide_columns()[j].startswith("y_") and np.array_equal(wide[:, j], x[:, 7, 1], equal_nan=True)

@@ -125,14 +125,16 @@ def op_names(path: str | Path) -> list[str]:
     return sorted({d["op_name"] for d in interp._get_ops_details()})
 
 
-def degenerate_inputs(n_landmarks: int = 543, seed: int = 0) -> dict[str, np.ndarray]:
-    """Edge cases every build must answer with finite outputs: 1 and 2 frames, no hands, all NaN, 1,000 frames."""
+def degenerate_inputs(landmarks: np.ndarray | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """Edge cases every build must answer with finite outputs: 1 and 2 frames, no hands, all NaN, 1,000 frames,
+    as ``[T, P, 3]`` sequences of ``landmarks`` (default: all 543)."""
     from aslkit import constants as C
+    landmarks = np.arange(C.ROWS_PER_FRAME) if landmarks is None else np.asarray(landmarks)
+    n_landmarks = len(landmarks)
     rng = np.random.default_rng(seed)
     base = rng.uniform(0.2, 0.8, (40, n_landmarks, 3)).astype(np.float32)
     no_hands = base.copy()
-    if n_landmarks == C.ROWS_PER_FRAME:
-        no_hands[:, C.HANDS] = np.nan
+    no_hands[:, np.isin(landmarks, C.HANDS)] = np.nan
     return {"1 frame": base[:1], "2 frames": base[:2], "all-NaN hands": no_hands,
             "all-NaN input": np.full((12, n_landmarks, 3), np.nan, np.float32),
             "1000 frames": rng.uniform(0.2, 0.8, (1000, n_landmarks, 3)).astype(np.float32)}
@@ -239,9 +241,8 @@ def compare_phrases(outs: list[np.ndarray], ref: list[np.ndarray], oof: pd.DataF
 def task_export(run: Path, cfg: ConvertConfig) -> TaskExport:
     """The ``TaskExport`` of a run folder, by the task of its config."""
     from aslkit import constants as C
-    from aslkit.config import load_config
-    from aslkit.train import TrainConfig
-    task = load_config(TrainConfig, run / "config.yaml").task
+    from aslkit.evaluate import run_task
+    task = run_task(run)
     has_oof = (run / "oof.csv").is_file()
     if task == C.SLUG_FS:
         from aslkit.export_fs import (degenerate_fs_inputs, fs_validation_sequences, inference_args,
@@ -249,7 +250,7 @@ def task_export(run: Path, cfg: ConvertConfig) -> TaskExport:
         model = load_fs_grader_model(run, cfg.checkpoint)
         n = model.n_landmarks
         seqs, oof = fs_validation_sequences(run, cfg.parity_limit) if has_oof else ([], None)
-        return TaskExport(model, torch.rand(23, 3 * n), (None, 3 * n), degenerate_fs_inputs(n), seqs, oof,
+        return TaskExport(model, torch.rand(23, 3 * n), (None, 3 * n), degenerate_fs_inputs(model.features.landmarks), seqs, oof,
                           compare_phrases, {"inference_args.json": inference_args(model.features.landmarks)})
     model = load_grader_model(run, cfg.checkpoint)
     seqs, oof = validation_sequences(run, cfg.parity_limit) if has_oof else ([], None)

@@ -57,8 +57,6 @@ class FSGraderModel(nn.Module):
         self.register_buffer("fallback_rows", nn.functional.one_hot(torch.as_tensor(ids), n_classes).float(),
                              persistent=False)
         self.register_buffer("classes", torch.arange(n_classes), persistent=False)
-        self.register_buffer("hand_pos", torch.as_tensor(np.flatnonzero(np.isin(features.landmarks, C.HANDS))),
-                             persistent=False)
 
     def frames(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Landmarks ``[max_frames, P, 3]`` (NaN rows after the sequence) and the real-frame mask."""
@@ -79,8 +77,8 @@ class FSGraderModel(nn.Module):
         logits = self.model(self.features(x).unsqueeze(0), valid.unsqueeze(0))[0]
         out_valid = self.model.output_mask(valid.unsqueeze(0))[0]
         rows = (self.decoded_ids(logits, out_valid)[:, None] == self.classes[None, :]).float()
-        seen = (~torch.isnan(x[:, self.hand_pos, 0])).float().amax(dim=1).sum()
-        use_fallback = (seen < self.min_hand_frames).float()
+        from aslkit.features_fs import hand_frames
+        use_fallback = (hand_frames(x, self.features.landmarks) < self.min_hand_frames).float()
         return use_fallback * self.fallback_rows + (1.0 - use_fallback) * rows
 
 
@@ -117,20 +115,12 @@ def fs_validation_sequences(run: str | Path, limit: int = 0) -> tuple[list[np.nd
     return [seqs[int(s)] for s in oof["sequence_id"]], oof
 
 
-def degenerate_fs_inputs(n_landmarks: int = len(C.FS_130), seed: int = 0) -> dict[str, np.ndarray]:
-    """Edge cases every build must answer with a valid phrase: 1 and 2 frames, no hands, all NaN, 1,000 frames."""
-    rng = np.random.default_rng(seed)
-    hands = np.flatnonzero(np.isin(C.FS_130, C.HANDS)) if n_landmarks == len(C.FS_130) else np.zeros(0, int)
-
-    def wide(x: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(x.transpose(0, 2, 1).reshape(len(x), -1), dtype=np.float32)
-
-    base = rng.uniform(0.2, 0.8, (40, n_landmarks, 3))
-    no_hands = base.copy()
-    no_hands[:, hands] = np.nan
-    return {"1 frame": wide(base[:1]), "2 frames": wide(base[:2]), "all-NaN hands": wide(no_hands),
-            "all-NaN input": wide(np.full((12, n_landmarks, 3), np.nan)),
-            "1000 frames": wide(rng.uniform(0.2, 0.8, (1000, n_landmarks, 3)))}
+def degenerate_fs_inputs(landmarks: np.ndarray | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """``export.degenerate_inputs`` of the fingerspelling landmarks as grader rows ``[T, 3 * P]``."""
+    from aslkit.data.fs import landmarks_to_blocks
+    from aslkit.export import degenerate_inputs
+    landmarks = C.FS_130 if landmarks is None else landmarks
+    return {k: landmarks_to_blocks(x) for k, x in degenerate_inputs(landmarks, seed).items()}
 
 
 def phrase_parity(texts: list[str], ref: list[str], labels: list[str]) -> dict:

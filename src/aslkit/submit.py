@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -53,46 +53,47 @@ def _model_bytes(submission: str | Path) -> bytes:
     return submission.read_bytes()
 
 
+def grader_runner(submission: str | Path, num_threads: int = 1) -> tuple[Callable, int]:
+    """The ``serving_default`` signature runner of a submission's ``model.tflite`` (``ai_edge_litert``, as the grader
+    builds it) and the model's size in bytes; ValueError naming the file when the signature is missing."""
+    from ai_edge_litert.interpreter import Interpreter
+    model = _model_bytes(submission)
+    interpreter = Interpreter(model_content=model, num_threads=num_threads)
+    if REQUIRED_SIGNATURE not in interpreter.get_signature_list():
+        raise ValueError(f"{submission}: required input signature {REQUIRED_SIGNATURE!r} not found")
+    return interpreter.get_signature_runner(REQUIRED_SIGNATURE), len(model)
+
+
 def grade_signs(submission: str | Path, data_dir: str | Path, rows: pd.DataFrame, num_threads: int = 1) -> dict:
     """Kaggle's asl-signs evaluation on ``rows`` (``path``, ``label``): accuracy, latency per sequence, size.
 
     Loads each parquet exactly as the public grader code does, calls the ``serving_default`` signature runner on
     one thread, and takes the argmax of ``outputs``.
     """
-    from ai_edge_litert.interpreter import Interpreter
-
     from aslkit.data.islr import load_relevant_data_subset
-    model = _model_bytes(submission)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.tflite"
-        path.write_bytes(model)
-        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        if REQUIRED_SIGNATURE not in interpreter.get_signature_list():
-            raise ValueError(f"{submission}: required input signature {REQUIRED_SIGNATURE!r} not found")
-        prediction_fn = interpreter.get_signature_runner(REQUIRED_SIGNATURE)
-        preds, times = [], []
-        for p in rows["path"]:
-            frames = load_relevant_data_subset(Path(data_dir) / p)
-            t0 = time.perf_counter()
-            output = prediction_fn(inputs=frames)
-            times.append(time.perf_counter() - t0)
-            preds.append(int(np.argmax(output[REQUIRED_OUTPUT])))
+    prediction_fn, size = grader_runner(submission, num_threads)
+    preds, times = [], []
+    for p in rows["path"]:
+        frames = load_relevant_data_subset(Path(data_dir) / p)
+        t0 = time.perf_counter()
+        output = prediction_fn(inputs=frames)
+        times.append(time.perf_counter() - t0)
+        preds.append(int(np.argmax(output[REQUIRED_OUTPUT])))
     preds = np.array(preds)
     ms = np.array(times) * 1000
     return {"n": int(len(preds)), "accuracy": float((preds == rows["label"].to_numpy()).mean()),
             "latency_ms_mean": float(ms.mean()), "latency_ms_p95": float(np.percentile(ms, 95)),
-            "size_mb": len(model) / 2 ** 20, "predictions": preds}
+            "size_mb": size / 2 ** 20, "predictions": preds}
 
 
 def score_run(run: str | Path, submission: str | Path | None = None) -> dict:
     """Grade a run's submission on its held-out (validation) participants, next to the torch OOF accuracy (or, for
     fingerspelling, the torch OOF score); writes ``score.json``."""
     from aslkit import constants as C
-    from aslkit.config import load_config
     from aslkit.data.cache import PreparedSigns
-    from aslkit.train import TrainConfig
+    from aslkit.evaluate import run_task
     run = Path(run)
-    if load_config(TrainConfig, run / "config.yaml").task == C.SLUG_FS:
+    if run_task(run) == C.SLUG_FS:
         from aslkit.submit_fs import score_fs_run
         return score_fs_run(run, submission)
     data = json.loads((run / "data.json").read_text())

@@ -10,7 +10,6 @@ hidden test set against the 5-hour limit, and the size.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aslkit.submit import REQUIRED_OUTPUT, REQUIRED_SIGNATURE, _model_bytes
+from aslkit.submit import REQUIRED_OUTPUT, grader_runner
 
 HIDDEN_TEST_SEQUENCES = 24_000   # assumption: ~1,000 sequences in each of the 24 files of the published test set
 TIME_LIMIT_H = 5.0
@@ -49,39 +48,29 @@ def grade_fingerspelling(submission: str | Path, data_dir: str | Path, rows: pd.
                          num_threads: int = 1) -> dict:
     """Kaggle's asl-fingerspelling evaluation on ``rows`` (``path``, ``sequence_id``, ``phrase``): the score,
     latency per sequence, size, and the decoded predictions (in ``rows`` order)."""
-    from ai_edge_litert.interpreter import Interpreter
-
     from aslkit.data.fs import read_character_map
     from aslkit.evaluate_fs import fs_score
     data_dir = Path(data_dir)
     rev_character_map = {j: i for i, j in read_character_map(data_dir).items()}
     columns = selected_columns(submission)
-    model = _model_bytes(submission)
+    prediction_fn, size = grader_runner(submission, num_threads)
     preds: dict[int, str] = {}
     times = []
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.tflite"
-        path.write_bytes(model)
-        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        if REQUIRED_SIGNATURE not in interpreter.get_signature_list():
-            raise ValueError(f"{submission}: required input signature {REQUIRED_SIGNATURE!r} not found")
-        prediction_fn = interpreter.get_signature_runner(REQUIRED_SIGNATURE)
-        for rel, grp in rows.groupby("path", sort=False):
-            df = pd.read_parquet(data_dir / rel, columns=columns)
-            for sid in grp["sequence_id"]:
-                frames = _sequence_frames(df, int(sid), data_dir / rel)
-                t0 = time.perf_counter()
-                output = prediction_fn(inputs=frames)
-                times.append(time.perf_counter() - t0)
-                preds[int(sid)] = "".join(rev_character_map.get(s, "")
-                                          for s in np.argmax(output[REQUIRED_OUTPUT], axis=1))
+    for rel, grp in rows.groupby("path", sort=False):
+        df = pd.read_parquet(data_dir / rel, columns=columns)
+        for sid in grp["sequence_id"]:
+            frames = _sequence_frames(df, int(sid), data_dir / rel)
+            t0 = time.perf_counter()
+            output = prediction_fn(inputs=frames)
+            times.append(time.perf_counter() - t0)
+            preds[int(sid)] = "".join(rev_character_map.get(s, "") for s in np.argmax(output[REQUIRED_OUTPUT], axis=1))
     texts = [preds[int(s)] for s in rows["sequence_id"]]
     ms = np.array(times) * 1000
     projected_h = HIDDEN_TEST_SEQUENCES * ms.mean() / 1000 / 3600
     return {"n": len(texts), "score": fs_score(list(rows["phrase"]), texts), "latency_ms_mean": float(ms.mean()),
             "latency_ms_p95": float(np.percentile(ms, 95)), "projected_hours": float(projected_h),
             "projected_sequences": HIDDEN_TEST_SEQUENCES, "time_limit_hours": TIME_LIMIT_H,
-            "size_mb": len(model) / 2 ** 20, "predictions": texts}
+            "size_mb": size / 2 ** 20, "predictions": texts}
 
 
 def score_fs_run(run: str | Path, submission: str | Path | None = None) -> dict:

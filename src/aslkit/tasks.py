@@ -21,7 +21,11 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
+from aslkit.augment_fs import outer_cutmix
 from aslkit.config import make_config
+from aslkit.data.fs import decode_indices, encode_phrase
+from aslkit.features_fs import hand_frames, select_frames
+from aslkit.models.ctc import ctc_loss, greedy_decode
 
 Sample = Callable[[int, "np.random.Generator | None"], tuple[np.ndarray, Any]]
 
@@ -122,15 +126,12 @@ class CTCObjective:
         return model(inputs[0], inputs[1]), getattr(model, "module", model).output_mask(inputs[1])
 
     def loss(self, outputs: tuple, targets: tuple, inputs: tuple, reduction: str = "mean") -> torch.Tensor:
-        from aslkit.models.ctc import ctc_loss
         return ctc_loss(outputs[0], outputs[1], targets[0], targets[1], reduction=reduction)
 
     def hits(self, outputs: tuple, targets: tuple, inputs: tuple) -> int:
         return 0
 
     def predictions(self, outputs: tuple, inputs: tuple) -> list[str]:
-        from aslkit.data.fs import decode_indices
-        from aslkit.models.ctc import greedy_decode
         texts = [decode_indices(s) for s in greedy_decode(outputs[0].float(), outputs[1])]
         hands = inputs[2].tolist()
         return [self.fallback if h < self.min_hand_frames else t for t, h in zip(texts, hands)]
@@ -249,9 +250,6 @@ class FSSampler:
         self.partners = {int(p): rows[self.participants[rows] == p] for p in np.unique(self.participants[rows])}
 
     def __call__(self, i: int, rng: np.random.Generator | None) -> tuple[np.ndarray, tuple[np.ndarray, int]]:
-        from aslkit.augment_fs import outer_cutmix
-        from aslkit.data.fs import encode_phrase
-        from aslkit.features_fs import hand_frames, select_frames
         x, phrase = np.asarray(self.prepared[i], dtype=np.float32), str(self.phrases[i])
         if rng is not None:
             pool = self.partners.get(int(self.participants[i]), np.zeros(0, np.int64))

@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -351,10 +350,6 @@ def predict(model: nn.Module, loader: DataLoader, parts: TaskParts, device: torc
         preds += obj.predictions(outputs, inputs)
         rows.append(idx.numpy())
     return preds, (np.concatenate(rows) if rows else np.zeros(0, np.int64)), loss_sum
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, parts: TaskParts | None = None) -> Path:

@@ -88,6 +88,16 @@ def blocks_to_landmarks(values: np.ndarray, n_landmarks: int) -> np.ndarray:
     return np.ascontiguousarray(values.reshape(len(values), 3, n_landmarks).transpose(0, 2, 1), dtype=np.float32)
 
 
+def landmarks_to_blocks(x: np.ndarray) -> np.ndarray:
+    """Landmark-major ``[T, n_landmarks, 3]`` as wide rows ``[T, 3 * n_landmarks]`` in block order (all x, then all
+    y, then all z): what the grader feeds for the columns of ``constants.fs_columns`` (inverse of
+    ``blocks_to_landmarks``)."""
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[2] != 3:
+        raise ValueError(f"expected landmarks [T, n, 3], got {x.shape}")
+    return np.ascontiguousarray(x.transpose(0, 2, 1).reshape(len(x), -1), dtype=np.float32)
+
+
 def read_fs_file(pq_path: str | Path, selected_columns: list[str],
                  sequence_ids: Iterable[int] | None = None) -> dict[int, np.ndarray]:
     """Sequences of one wide parquet file as the grader reads them.

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from aslkit import constants as C
+from aslkit.data.fs import landmarks_to_blocks
 from aslkit.synth.body import render, sample_signer
 from aslkit.synth.signs import lexicon, perform_sign
 from aslkit.synth.spelling import perform_phrase, random_phrase
@@ -130,7 +131,7 @@ def wide_frame(sequences: list[tuple[int, np.ndarray]]) -> pd.DataFrame:
         T = lm.shape[0]
         ids.append(np.full(T, sid, dtype=np.int64))
         frames.append(np.arange(T, dtype=np.int16))
-        blocks.append(lm.astype(np.float32).transpose(0, 2, 1).reshape(T, -1))   # x block, y block, z block
+        blocks.append(landmarks_to_blocks(lm))                                    # x block, y block, z block
     df = pd.DataFrame(np.concatenate(blocks), columns=C.FS_COLUMNS)
     df.insert(0, "frame", np.concatenate(frames))
     df.index = pd.Index(np.concatenate(ids), name="sequence_id")
