@@ -17,10 +17,9 @@ def build_untrained(preset: str, out: Path) -> dict[str, Path]:
     import torch
 
     from aslkit import constants as C
-    from aslkit.config import make_config
     from aslkit.export import GraderModel
-    from aslkit.train import TrainConfig, signs_modules
-    cfg = make_config(TrainConfig, preset)
+    from aslkit.train import make_train_config, signs_modules
+    cfg = make_train_config(preset)
     subset = C.CACHE_SUBSETS["islr"]
     features, model = signs_modules(cfg, subset)
     grader = GraderModel(subset, features, model.eval()).eval()

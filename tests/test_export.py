@@ -13,7 +13,7 @@ from aslkit.export import (ConvertConfig, GateError, convert, degenerate_inputs,
                            tflite_runner)
 from aslkit.prepare import PrepareConfig, prepare_signs
 from aslkit.submit import make_submission, score_run, submit
-from aslkit.train import TrainConfig, train
+from aslkit.train import TrainConfig, make_train_config, train
 
 TINY = ["optim.epochs=2", "optim.batch_size=16", "max_train_samples=64", "model.hidden=32", "model.layers=2",
         "model.heads=2", "model.intermediate=64", "features.max_len=16"]
@@ -26,7 +26,7 @@ def converted(islr_synth, tmp_path_factory):
     mp.setenv("ASLKIT_ROOT", str(root))
     cache = prepare_signs(make_config(PrepareConfig, "ci", {"data_dir": str(islr_synth),
                                                             "out_dir": str(root / "prepared")}))
-    run = train(make_config(TrainConfig, "ci", TINY + [f"prepared_dir={cache}", "run_name=tiny"]))
+    run = train(make_train_config("ci", TINY + [f"prepared_dir={cache}", "run_name=tiny"]))
     report = convert(make_config(ConvertConfig, None, {"run_dir": str(run), "parity_limit": 40}))
     yield run, report
     mp.undo()
@@ -71,7 +71,7 @@ def test_submission_and_grader_clone(converted):
 def test_deberta_encoder_converts_and_passes_the_gates(converted):
     run, _ = converted
     cache = json.loads((run / "data.json").read_text())["prepared_dir"]
-    deb = train(make_config(TrainConfig, "ci", TINY + [f"prepared_dir={cache}", f"run_name={run.parent / 'deb'}",
+    deb = train(make_train_config("ci", TINY + [f"prepared_dir={cache}", f"run_name={run.parent / 'deb'}",
                                                        "optim.epochs=1", "model.encoder=deberta"]))
     report = convert(make_config(ConvertConfig, None, {"run_dir": str(deb), "parity_limit": 20}))
     assert report["float32"]["failed"] == [] and report["float32"]["agreement"] == 1.0

@@ -15,7 +15,7 @@ import torch
 
 from aslkit.config import make_config
 from aslkit.prepare import PrepareConfig, prepare_signs
-from aslkit.train import TrainConfig, flat_cosine, load_checkpoint, run_dir_for, train
+from aslkit.train import TrainConfig, flat_cosine, make_train_config, load_checkpoint, run_dir_for, train
 
 TINY = ["optim.epochs=4", "optim.batch_size=16", "max_train_samples=64", "model.hidden=32", "model.layers=2",
         "model.heads=2", "model.intermediate=64", "features.max_len=16", "seed=3"]
@@ -39,7 +39,7 @@ def test_flat_then_cosine():
 
 def test_run_folder_contents(cache, tmp_path, monkeypatch):
     monkeypatch.setenv("ASLKIT_ROOT", str(tmp_path))
-    cfg = make_config(TrainConfig, "ci", TINY + [f"prepared_dir={cache}", "run_name=r", "optim.epochs=2"])
+    cfg = make_train_config("ci", TINY + [f"prepared_dir={cache}", "run_name=r", "optim.epochs=2"])
     run = train(cfg)
     assert run == tmp_path / "logs" / "r"
     m = pd.read_csv(run / "metrics.csv")
@@ -53,7 +53,7 @@ def test_run_folder_contents(cache, tmp_path, monkeypatch):
         assert any(isinstance(v, torch.Tensor) for v in ck["model"].values())
     assert (run / "config.yaml").is_file() and (run / "plots" / "learning_curves.png").is_file()
     elsewhere = tmp_path / "runs" / "absolute"
-    assert run_dir_for(make_config(TrainConfig, "ci", [f"run_name={elsewhere}"])) == elsewhere
+    assert run_dir_for(make_train_config("ci", [f"run_name={elsewhere}"])) == elsewhere
 
 
 def _cmd(*args: str) -> list[str]:

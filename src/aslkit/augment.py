@@ -17,7 +17,7 @@ origin), the shift moves x and y only, and time interpolation clamps to the sequ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -96,18 +96,31 @@ def _check_p(name: str, p: float) -> float:
 # ---------------------------------------------------------------------------------------------------------------
 # Base classes and composition
 # ---------------------------------------------------------------------------------------------------------------
+Partner = Callable[[np.random.Generator], np.ndarray]   # rng -> another training sequence of the same sign
+
+
 class Transform:
-    """A random transform applied with probability ``p``; subclasses implement ``apply``."""
+    """A random transform applied with probability ``p``; subclasses implement ``apply``.
+
+    Transforms that mix in a second sequence of the same class (``needs_partner = True``) get ``partner``, a
+    function that draws one (``rng -> [T', S, 3]``); the others never see it.
+    """
+
+    needs_partner = False
 
     def __init__(self, p: float = 1.0):
         self.p = _check_p(f"{type(self).__name__}.p", p)
 
-    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def __call__(self, x: np.ndarray, rng: np.random.Generator, partner: Partner | None = None) -> np.ndarray:
         """``apply(x)`` with probability ``p``, else ``x`` unchanged (one ``rng.random()`` draw either way)."""
         if x.ndim != 3 or x.shape[-1] != 3:
             raise ValueError(f"{type(self).__name__}: expected landmarks [T, S, 3], got shape {x.shape}")
         if rng.random() < self.p:
-            return self.apply(x, rng)
+            if not self.needs_partner:
+                return self.apply(x, rng)
+            if partner is None:
+                raise ValueError(f"{type(self).__name__} mixes in a sequence of the same class: call it with partner=")
+            return self.apply(x, rng, partner)
         return x
 
     def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -121,13 +134,20 @@ class Transform:
 class Compose(Transform):
     """With probability ``p``, every transform in order (each with its own probability)."""
 
+    needs_partner = True      # passes ``partner`` on (None is fine when no member needs one)
+
     def __init__(self, transforms: Sequence[Transform], p: float = 1.0):
         super().__init__(p)
         self.transforms = list(transforms)
 
-    def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def __call__(self, x: np.ndarray, rng: np.random.Generator, partner: Partner | None = None) -> np.ndarray:
+        if x.ndim != 3 or x.shape[-1] != 3:
+            raise ValueError(f"{type(self).__name__}: expected landmarks [T, S, 3], got shape {x.shape}")
+        return self.apply(x, rng, partner) if rng.random() < self.p else x
+
+    def apply(self, x: np.ndarray, rng: np.random.Generator, partner: Partner | None = None) -> np.ndarray:
         for t in self.transforms:
-            x = t(x, rng)
+            x = t(x, rng, partner)
         return x
 
     def __repr__(self) -> str:
@@ -146,8 +166,18 @@ class OneOf(Transform):
             raise ValueError(f"OneOf needs at least one transform with p > 0, got {self.transforms}")
         self.weights = weights / weights.sum()
 
-    def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return self.transforms[rng.choice(len(self.transforms), p=self.weights)].apply(x, rng)
+    needs_partner = True
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator, partner: Partner | None = None) -> np.ndarray:
+        return Compose.__call__(self, x, rng, partner)
+
+    def apply(self, x: np.ndarray, rng: np.random.Generator, partner: Partner | None = None) -> np.ndarray:
+        t = self.transforms[rng.choice(len(self.transforms), p=self.weights)]
+        if t.needs_partner:
+            if partner is None and not isinstance(t, (Compose, OneOf)):
+                raise ValueError(f"{type(t).__name__} mixes in a sequence of the same class: call it with partner=")
+            return t.apply(x, rng, partner)
+        return t.apply(x, rng)
 
     def __repr__(self) -> str:
         return f"OneOf({self.transforms}, p={self.p})"

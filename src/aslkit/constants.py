@@ -106,10 +106,29 @@ FS_130 = np.concatenate([LIPS, LEFT_HAND, RIGHT_HAND, NOSE, RIGHT_EYE, LEFT_EYE,
 # The 118 points of the ISLR 1st-place solution.
 ISLR_118 = np.concatenate([LIPS, LEFT_HAND, RIGHT_HAND, NOSE, RIGHT_EYE, LEFT_EYE])
 
+# I2 CNN "image" (80 points): 18 lips (outer and inner corners, upper/lower pairs and midlines), 20 upper-body
+# points (arms with shoulders, elbows, wrists and the pose hand points, eyes, ears, eyebrow centres, nose tip, the
+# point between the eyebrows), both hands.
+CNN_LIPS_FACE = [61, 40, 37, 0, 267, 270, 291, 91, 84, 17, 314, 321, 78, 81, 13, 311, 308, 14]
+CNN_UPPER_BODY = np.concatenate([flat("pose", [2, 5, 7, 8] + list(range(11, 23))), flat("face", [1, 9, 105, 334])])
+CNN_80 = np.concatenate([flat("face", CNN_LIPS_FACE), CNN_UPPER_BODY, LEFT_HAND, RIGHT_HAND])
+
+# I6 (6th place) point groups: 21 lips, 18 face-silhouette points, 2 cheeks, 12 arm points, and five groups that
+# are averaged into one point each (eyes, eyebrows, nose).
+I6_LIPS_FACE = [13, 37, 40, 61, 78, 81, 84, 87, 88, 91, 191, 267, 270, 291, 308, 311, 314, 317, 318, 321, 415]
+I6_SILHOUETTE_FACE = [10, 54, 67, 132, 150, 152, 162, 172, 176, 234, 284, 297, 361, 379, 389, 397, 400, 454]
+I6_CHEEKS_FACE = [205, 425]
+I6_ARMS = flat("pose", list(range(11, 23)))
+I6_AVERAGED: dict[str, np.ndarray] = {
+    "left_eye": LEFT_EYE, "right_eye": RIGHT_EYE, "left_eyebrow": flat("face", LEFT_EYEBROW_FACE),
+    "right_eyebrow": flat("face", RIGHT_EYEBROW_FACE), "nose": NOSE}
+
 # Landmarks kept in a prepared (cached) asl-signs dataset: enough for every model family of the kit, closed under
-# the left/right flip. Order: lips, left hand, right hand, nose, right eye, left eye, upper-body pose (0-24).
+# the left/right flip. Order: lips, left hand, right hand, nose, right eye, left eye, upper-body pose (0-24), then
+# eyebrows, face silhouette, cheeks and the point between the eyebrows (I2 CNN and I6 points).
+_EXTRA_FACE = sorted(set(RIGHT_EYEBROW_FACE + LEFT_EYEBROW_FACE + I6_SILHOUETTE_FACE + I6_CHEEKS_FACE + [9]))
 CACHE_SUBSETS: dict[str, np.ndarray] = {
-    "islr": np.concatenate([ISLR_118, flat("pose", UPPER_BODY_POSE)]),
+    "islr": np.concatenate([ISLR_118, flat("pose", UPPER_BODY_POSE), flat("face", _EXTRA_FACE)]),
     "all": np.arange(543),
 }
 

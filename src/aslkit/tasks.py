@@ -157,13 +157,9 @@ Objective = ClassificationObjective | CTCObjective
 # asl-signs
 # ------------------------------------------------------------------------------------------------------------------
 def signs_modules(cfg, subset: np.ndarray) -> tuple[nn.Module, nn.Module]:
-    """The feature module and the (untrained) model of an asl-signs run config."""
-    from aslkit.features import FeatureConfig, SignFeatures
-    from aslkit.models import SignTransformer, TransformerConfig
-    fcfg = make_config(FeatureConfig, overrides=cfg.features)
-    features = SignFeatures(fcfg, subset).eval()
-    mcfg = make_config(TransformerConfig, overrides={"max_len": fcfg.max_len, **cfg.model})
-    return features, SignTransformer(mcfg, features.feature_dim)
+    """The feature module and the (untrained) model of an asl-signs run config (its family: ``cfg.model_name``)."""
+    from aslkit.families import build_modules
+    return build_modules(cfg, subset)
 
 
 def open_prepared(cfg):
@@ -188,21 +184,40 @@ def _data_record(prepared) -> dict:
             "subset": [int(i) for i in prepared.subset]}
 
 
+class SignsSampler:
+    """Training samples of a prepared asl-signs cache through the family's augmentation; transforms that mix in
+    another sequence of the same sign draw it from the training rows of that sign."""
+
+    def __init__(self, prepared, labels: np.ndarray, transform):
+        self.prepared, self.labels, self.transform = prepared, labels, transform
+        self.pools: dict[int, np.ndarray] = {}
+
+    def fit(self, rows: np.ndarray) -> np.ndarray:
+        """Partners are drawn from these (training) rows only; returns ``rows``."""
+        rows = np.unique(rows)
+        self.pools = {int(c): rows[self.labels[rows] == c] for c in np.unique(self.labels[rows])}
+        return rows
+
+    def partner(self, i: int):
+        """``rng -> sequence``: another training sequence of the sign of row ``i`` (itself when it is the only one)."""
+        pool = self.pools.get(int(self.labels[i]), np.array([i]))
+        others = pool[pool != i] if len(pool) > 1 else pool
+        return lambda rng: np.asarray(self.prepared[int(rng.choice(others))], dtype=np.float32)
+
+    def __call__(self, i: int, rng: np.random.Generator | None) -> tuple[np.ndarray, int]:
+        x = np.asarray(self.prepared[i], dtype=np.float32)
+        return (x if rng is None else self.transform(x, rng, self.partner(i))), int(self.labels[i])
+
+
 def build_signs(cfg, prepared: Any = None) -> TaskParts:
-    """asl-signs: the prepared cache, I2-T features and augmentations, and the transformer."""
-    from aslkit.augment import AugmentConfig, default_signs_augment
+    """asl-signs: the prepared cache, and the features, augmentation and model of the run's family."""
+    from aslkit.families import build_augment
     prepared = prepared if prepared is not None else open_prepared(cfg)
     features, model = signs_modules(cfg, prepared.subset)
     index = prepared.index.merge(prepared.folds[["sequence_id", "fold"]], on="sequence_id", how="left")
-    transform = default_signs_augment(make_config(AugmentConfig, overrides=cfg.augment), prepared.subset)
-    labels = index["label"].to_numpy()
-
-    def sample(i: int, rng: np.random.Generator | None) -> tuple[np.ndarray, int]:
-        x = np.asarray(prepared[i], dtype=np.float32)
-        return (x if rng is None else transform(x, rng)), int(labels[i])
-
+    sampler = SignsSampler(prepared, index["label"].to_numpy(), build_augment(cfg, prepared.subset))
     objective = ClassificationObjective(cfg.optim.label_smoothing)
-    return TaskParts(prepared, index, features, model, objective, sample, _data_record(prepared))
+    return TaskParts(prepared, index, features, model, objective, sampler, _data_record(prepared), sampler.fit)
 
 
 # ------------------------------------------------------------------------------------------------------------------

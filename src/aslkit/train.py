@@ -28,7 +28,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from aslkit import constants as C
-from aslkit.config import PRESETS, apply_overrides, load_config, parse_overrides, save_config
+from aslkit.config import apply_overrides, load_config, parse_overrides, save_config
 from aslkit.paths import logs_root
 from aslkit.tasks import TaskParts, build_signs, build_task, open_prepared, save_data_record, signs_modules
 
@@ -77,12 +77,10 @@ class TrainConfig:
     min_hand_frames: int = 3         # fingerspelling: fewer frames with a hand -> the fallback phrase
 
 
-SIGNS_PRESETS: dict[str, dict[str, Any]] = {
-    "ci": {"synth_size": "ci", "optim.epochs": 3, "optim.batch_size": 32,
-           "model": {"hidden": 64, "layers": 2, "heads": 2, "intermediate": 128}},
-    "quick": {"synth_size": "quick", "optim.epochs": 24, "optim.batch_size": 64, "workers": 1,
-              "features": {"max_len": 32}, "model": {"hidden": 128, "layers": 3, "heads": 4, "intermediate": 256}},
-    "full": {"synth_size": "full", "optim.epochs": 70, "optim.ema_decay": 0.999},
+SIGNS_PRESETS: dict[str, dict[str, Any]] = {     # the family's own preset (aslkit.families) is applied after
+    "ci": {"synth_size": "ci", "optim.epochs": 3, "optim.batch_size": 32},
+    "quick": {"synth_size": "quick", "optim.epochs": 24, "optim.batch_size": 64, "workers": 1},
+    "full": {"synth_size": "full", "optim.epochs": 70},
 }
 _FS_OPTIM = {"optim.optimizer": "adamw", "optim.schedule": "warmup_cosine", "optim.label_smoothing": 0.0}
 # quick: few sequences and 2 CPU cores, so a strided stem (half the frames) and light augmentation (F1/F5's full
@@ -103,12 +101,12 @@ FS_PRESETS: dict[str, dict[str, Any]] = {
              "optim.ema_decay": 0.999, "supplemental_weight": 0.5, "model": {"stride": 2}},
 }
 TASK_PRESETS = {C.SLUG_SIGNS: SIGNS_PRESETS, C.SLUG_FS: FS_PRESETS}
-PRESETS[TrainConfig] = SIGNS_PRESETS
 
 
 def make_train_config(preset: str | None = None, overrides: Any = None) -> TrainConfig:
-    """``TrainConfig`` of the task named in ``overrides`` (default asl-signs): defaults, that task's preset, then
-    the overrides (``task=asl-fingerspelling`` selects the fingerspelling presets)."""
+    """``TrainConfig`` of the task named in ``overrides`` (default asl-signs): defaults, that task's preset, the
+    preset of the asl-signs model family named by ``model_name`` (``aslkit.families``), then the overrides
+    (``task=asl-fingerspelling`` selects the fingerspelling presets)."""
     ov = parse_overrides(overrides)
     task = str(ov.get("task", TrainConfig.task))
     if task not in TASK_PRESETS:
@@ -117,6 +115,11 @@ def make_train_config(preset: str | None = None, overrides: Any = None) -> Train
     if preset and preset not in presets:
         raise KeyError(f"unknown preset {preset!r} for {task}; known: {sorted(presets)}")
     cfg = apply_overrides(TrainConfig(task=task), presets[preset] if preset else {})
+    if task == C.SLUG_SIGNS:
+        from aslkit.families import family_presets
+        cfg = apply_overrides(cfg, {"model_name": ov.get("model_name", cfg.model_name)})
+        for extra in family_presets(cfg.model_name, preset):
+            cfg = apply_overrides(cfg, extra)
     return apply_overrides(cfg, ov)
 
 
