@@ -102,5 +102,7 @@ def test_cache_subsets_are_flip_closed(name):
 
 
 def test_subset_positions_rejects_absent_landmarks():
+    subset = C.CACHE_SUBSETS["islr"]
+    absent = next(i for i in range(C.ROWS_PER_FRAME) if i not in set(subset.tolist()))
     with pytest.raises(ValueError, match="not in the subset"):
-        C.subset_positions(C.CACHE_SUBSETS["islr"], [300])
+        C.subset_positions(subset, [absent])

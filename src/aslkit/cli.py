@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from aslkit import constants as C
@@ -72,8 +73,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from aslkit.export import ConvertConfig, convert
-    cfg = make_config(ConvertConfig, None, {"run_dir": args.run, **parse_overrides(args.overrides)})
-    convert(cfg)
+    runs = [a for a in args.items if "=" not in a or Path(a).is_dir()]
+    overrides = parse_overrides([a for a in args.items if a not in runs])
+    if not runs:
+        raise SystemExit("error: name at least one run folder")
+    if len(runs) > 1:
+        from aslkit.ensemble import EnsembleConfig, make_ensemble
+        ens = EnsembleConfig(runs=runs, weights_from=args.weights_from or [], name=args.name or "",
+                             weights=[float(w) for w in args.weights.split(",")] if args.weights else [])
+        runs = [str(make_ensemble(ens))]
+    convert(make_config(ConvertConfig, None, {"run_dir": runs[0], **overrides}))
     return 0
 
 
@@ -135,11 +144,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default <first run>/validation)")
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("convert", help="export a run to float32/float16 TFLite and check every gate",
+    p = sub.add_parser("convert", help="export a run (or an ensemble of runs) to float32/float16 TFLite and check "
+                                       "every gate",
                        description="torch -> ONNX -> onnx2tf -> TFLite (serving_default: inputs -> outputs); "
-                                   "gates: size, builtin ops, degenerate inputs, parity with torch.")
-    p.add_argument("run", help="run folder")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. submit_build=float32 parity_limit=200")
+                                   "gates: size, builtin ops, degenerate inputs, parity with torch. Several asl-signs "
+                                   "runs make one ensemble file (weighted sum of logits, weights fitted on OOF "
+                                   "predictions) in logs/<name>/.")
+    p.add_argument("items", nargs="+", metavar="RUN_DIR | key=value",
+                   help="run folder(s), then overrides, e.g. submit_build=float32 parity_limit=200")
+    p.add_argument("--name", default=None, help="ensemble folder name under logs/ (several runs)")
+    p.add_argument("--weights-from", nargs="+", default=None, metavar="RUN_DIR",
+                   help="fold runs whose OOF logits fit the ensemble weights (one per member, same order), e.g. "
+                        "when the members were trained on all data")
+    p.add_argument("--weights", default=None, help="explicit comma-separated weights (no fitting)")
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("submit", help="write submission.zip (model.tflite) for a converted run",

@@ -252,7 +252,8 @@ def task_export(run: Path, cfg: ConvertConfig) -> TaskExport:
         seqs, oof = fs_validation_sequences(run, cfg.parity_limit) if has_oof else ([], None)
         return TaskExport(model, torch.rand(23, 3 * n), (None, 3 * n), degenerate_fs_inputs(model.features.landmarks), seqs, oof,
                           compare_phrases, {"inference_args.json": inference_args(model.features.landmarks)})
-    model = load_grader_model(run, cfg.checkpoint)
+    from aslkit.ensemble import is_ensemble, load_ensemble_model
+    model = load_ensemble_model(run) if is_ensemble(run) else load_grader_model(run, cfg.checkpoint)
     seqs, oof = validation_sequences(run, cfg.parity_limit) if has_oof else ([], None)
     return TaskExport(model, torch.rand(23, 543, 3), (None, 543, 3), degenerate_inputs(), seqs, oof, compare_logits)
 

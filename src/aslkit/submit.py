@@ -30,12 +30,17 @@ def make_submission(tflite: str | Path, out_zip: str | Path, extra: dict[str, st
     return out_zip
 
 
-def submit(run: str | Path, out: str | Path | None = None) -> Path:
-    """``<run>/submission.zip`` from ``<run>/export/model.tflite`` (+ ``inference_args.json`` when the export wrote
-    one, as for fingerspelling); also copied to /kaggle/working on Kaggle."""
+def package(run: str | Path, out: str | Path | None = None) -> Path:
+    """``<run>/submission.zip`` (or ``out``) from ``<run>/export/model.tflite`` (+ ``inference_args.json`` when the
+    export wrote one, as for fingerspelling)."""
     run = Path(run)
     extra = {f.name: f.read_text() for f in [run / "export" / "inference_args.json"] if f.is_file()}
-    path = make_submission(run / "export" / "model.tflite", out or run / "submission.zip", extra)
+    return make_submission(run / "export" / "model.tflite", out or run / "submission.zip", extra)
+
+
+def submit(run: str | Path, out: str | Path | None = None) -> Path:
+    """``package`` a converted run as its submission.zip; also copied to /kaggle/working on Kaggle."""
+    path = package(run, out)
     if KAGGLE_WORKING.is_dir() and path.parent != KAGGLE_WORKING:
         shutil.copyfile(path, KAGGLE_WORKING / "submission.zip")
     print(f"submission: {path} ({path.stat().st_size / 2 ** 20:.2f} MB)")

@@ -48,13 +48,37 @@ class TaskParts:
 # Objectives
 # ------------------------------------------------------------------------------------------------------------------
 class ClassificationObjective:
-    """One label per sample: cross-entropy with label smoothing, accuracy; ``score_key`` picks the best epoch."""
+    """One label per sample: cross-entropy with label smoothing and optional class weights, accuracy; input or
+    manifold mixup of training batches (``loss`` config); ``score_key`` picks the best epoch."""
 
     score_key = "val_acc"
     train_stat = "train_acc"
 
-    def __init__(self, label_smoothing: float = 0.0):
+    def __init__(self, label_smoothing: float = 0.0, loss_cfg: Any = None, class_weights: np.ndarray | None = None):
         self.label_smoothing = label_smoothing
+        self.loss_cfg = loss_cfg
+        self.class_weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+
+    def train_step(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, rng: np.random.Generator
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs and loss of one training batch: mixed at the input (probability ``mixup_p``), else inside the
+        model at a random mixing point (``manifold_mixup_p``, models with ``mix_points``), else plain."""
+        from aslkit.families import MixPlan
+        c = self.loss_cfg
+        u_input, u_manifold = rng.random(), rng.random()
+        points = getattr(getattr(model, "module", model), "mix_points", 0)
+        if c is None or len(targets) < 2 or not (u_input < c.mixup_p or (points and u_manifold < c.manifold_mixup_p)):
+            outputs = model(inputs)
+            return outputs, self.loss(outputs, targets, inputs)
+        manifold = not u_input < c.mixup_p
+        lam = float(rng.beta(*(2 * [c.manifold_alpha if manifold else c.mixup_alpha])))
+        perm = torch.as_tensor(rng.permutation(len(targets)), device=targets.device)
+        if manifold:
+            outputs = model(inputs, mix=MixPlan(perm, lam, int(rng.integers(points))))
+        else:
+            outputs = model(lam * inputs + (1 - lam) * inputs[perm])
+        loss = lam * self.loss(outputs, targets, inputs) + (1 - lam) * self.loss(outputs, targets[perm], inputs)
+        return outputs, loss
 
     def collate(self, batch: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         feats, labels, idx = zip(*batch)
@@ -68,8 +92,9 @@ class ClassificationObjective:
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: Any, reduction: str = "mean"
              ) -> torch.Tensor:
-        return nn.functional.cross_entropy(outputs.float(), targets, label_smoothing=self.label_smoothing,
-                                           reduction=reduction)
+        weight = None if self.class_weights is None else self.class_weights.to(outputs.device)
+        return nn.functional.cross_entropy(outputs.float(), targets, weight=weight,
+                                           label_smoothing=self.label_smoothing, reduction=reduction)
 
     def hits(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: Any) -> int:
         """Correct predictions in the batch (for the training progress)."""
@@ -120,6 +145,12 @@ class CTCObjective:
 
     def to(self, inputs: tuple, targets: tuple, device: torch.device):
         return tuple(t.to(device) for t in inputs), tuple(t.to(device) for t in targets)
+
+    def train_step(self, model: nn.Module, inputs: tuple, targets: tuple, rng: np.random.Generator
+                   ) -> tuple[tuple, torch.Tensor]:
+        """Outputs and CTC loss of one training batch."""
+        outputs = self.forward(model, inputs)
+        return outputs, self.loss(outputs, targets, inputs)
 
     def forward(self, model: nn.Module, inputs: tuple) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and their frame mask (the model may downsample time)."""
@@ -216,8 +247,35 @@ def build_signs(cfg, prepared: Any = None) -> TaskParts:
     features, model = signs_modules(cfg, prepared.subset)
     index = prepared.index.merge(prepared.folds[["sequence_id", "fold"]], on="sequence_id", how="left")
     sampler = SignsSampler(prepared, index["label"].to_numpy(), build_augment(cfg, prepared.subset))
-    objective = ClassificationObjective(cfg.optim.label_smoothing)
+    weights = class_weights_from_run(cfg.loss.class_weights_from, cfg.loss.class_weight_power) \
+        if cfg.loss.class_weights_from else None
+    objective = ClassificationObjective(cfg.optim.label_smoothing, cfg.loss, weights)
     return TaskParts(prepared, index, features, model, objective, sampler, _data_record(prepared), sampler.fit)
+
+
+def class_weights(logits: np.ndarray, labels: np.ndarray, power: float = 1.0, num_classes: int = 250) -> np.ndarray:
+    """Per-class cross-entropy weights ``(1 + missed + false positives) ** power`` from validation logits, scaled to
+    mean 1: ``missed`` = share of the class's samples predicted as another class, ``false positives`` = samples of
+    other classes predicted as this one per sample of the class (the classes it is confused with). Classes without
+    validation samples get the weight of a class with no errors."""
+    pred = logits.argmax(1)
+    n = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    missed = np.bincount(labels[pred != labels], minlength=num_classes)
+    false_pos = np.bincount(pred[pred != labels], minlength=num_classes)
+    seen = n > 0
+    err = np.where(seen, (missed + false_pos) / np.maximum(n, 1), 0.0)
+    w = (1.0 + err) ** power
+    return (w / w.mean()).astype(np.float32)
+
+
+def class_weights_from_run(run: str | Path, power: float = 1.0) -> np.ndarray:
+    """``class_weights`` of a finished asl-signs run's out-of-fold predictions."""
+    run = Path(run)
+    if not (run / "oof.csv").is_file() or not (run / "oof_logits.npy").is_file():
+        raise FileNotFoundError(f"loss.class_weights_from={run}: needs oof.csv and oof_logits.npy (a run with a "
+                                f"validation fold)")
+    labels = pd.read_csv(run / "oof.csv")["label"].to_numpy()
+    return class_weights(np.load(run / "oof_logits.npy"), labels, power)
 
 
 # ------------------------------------------------------------------------------------------------------------------

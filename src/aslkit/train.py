@@ -32,7 +32,7 @@ from aslkit.config import apply_overrides, load_config, parse_overrides, save_co
 from aslkit.paths import logs_root
 from aslkit.tasks import TaskParts, build_signs, build_task, open_prepared, save_data_record, signs_modules
 
-__all__ = ["TrainConfig", "OptimConfig", "make_train_config", "train", "build_signs", "build_task", "open_prepared",
+__all__ = ["TrainConfig", "OptimConfig", "LossConfig", "make_train_config", "train", "build_signs", "build_task", "open_prepared",
            "signs_modules", "TaskParts"]
 
 
@@ -55,6 +55,23 @@ class OptimConfig:
 
 
 @dataclass
+class LossConfig:
+    """Batch-level mixing and class weights of classification runs (asl-signs).
+
+    Input mixup mixes the feature tensors of two samples (I2's CNN); manifold mixup mixes hidden states at a random
+    mixing point of a model that has ``mix_points`` (I6); the loss is the same mix of the two labels' losses.
+    Weighted cross-entropy up-weights the classes a finished run predicted poorly or confused others with (I2).
+    """
+
+    mixup_p: float = 0.0             # share of training batches mixed at the input
+    mixup_alpha: float = 1.0         # the mixing weight ~ Beta(alpha, alpha)
+    manifold_mixup_p: float = 0.0    # share of training batches mixed inside the model
+    manifold_alpha: float = 0.4
+    class_weights_from: str = ""     # a run folder with oof.csv + oof_logits.npy; empty: unweighted
+    class_weight_power: float = 1.0  # weights = (1 + missed + false-positive rate) ** power, mean 1
+
+
+@dataclass
 class TrainConfig:
     """Everything a training run needs; saved as ``config.yaml`` in the run folder."""
 
@@ -72,6 +89,7 @@ class TrainConfig:
     features: dict = field(default_factory=dict)   # overrides of the feature config
     augment: dict = field(default_factory=dict)    # overrides of the augmentation config
     optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     max_train_samples: int = 0       # > 0: subsample the training set (smoke tests)
     supplemental_weight: float = 0.0  # fingerspelling: mean copies of each supplemental sequence per epoch (0: none)
     min_hand_frames: int = 3         # fingerspelling: fewer frames with a hand -> the fallback phrase
@@ -307,18 +325,27 @@ def _split(index: pd.DataFrame, fold: int, max_train: int, seed: int) -> tuple[n
     return train, val
 
 
+def set_epoch(model: nn.Module, epoch: int) -> None:
+    """Tell every submodule with a ``set_epoch`` method (e.g. late dropout) which epoch starts."""
+    for m in model.modules():
+        if m is not model and callable(getattr(m, "set_epoch", None)):
+            m.set_epoch(epoch)
+
+
 def train_epoch(model, loader, optimizer, scheduler, ema, parts: TaskParts, cfg: OptimConfig, d: Dist, scaler,
-                epoch: int) -> dict[str, float]:
-    """One pass over the training data; returns mean loss (and accuracy for classification) of this process."""
+                epoch: int, seed: int = 0) -> dict[str, float]:
+    """One pass over the training data; returns mean loss (and accuracy for classification) of this process.
+    Batch-level random draws (mixup) depend only on (seed, epoch, batch, rank)."""
     model.train()
+    set_epoch(model, epoch)
     obj = parts.objective
     tot_loss, tot_ok, n = 0.0, 0, 0
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not d.main or not loader)
-    for inputs, targets, idx in bar:
+    for step, (inputs, targets, idx) in enumerate(bar):
         inputs, targets = obj.to(inputs, targets, d.device)
+        rng = np.random.default_rng([seed, epoch, step, d.rank])
         with torch.autocast(d.device.type, enabled=scaler.is_enabled()):
-            outputs = obj.forward(model, inputs)
-            loss = obj.loss(outputs, targets, inputs)
+            outputs, loss = obj.train_step(model, inputs, targets, rng)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
@@ -398,7 +425,7 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
         ds_train.epoch = epoch
         train_loader.sampler.set_epoch(epoch)
         row = {"epoch": epoch + 1,
-               **train_epoch(net, train_loader, optimizer, scheduler, ema, parts, o, d, scaler, epoch)}
+               **train_epoch(net, train_loader, optimizer, scheduler, ema, parts, o, d, scaler, epoch, cfg.seed)}
         if d.main:
             eval_model = ema.module if ema is not None else model
             preds, idx, loss_sum = predict(eval_model, val_loader, parts, d.device)

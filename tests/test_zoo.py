@@ -1,0 +1,216 @@
+"""The model-zoo plumbing: family registry and presets, same-class partners, batch mixing, class weights, and the
+ensemble weights and graph."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from aslkit import constants as C
+from aslkit.augment import Compose, Transform
+from aslkit.ensemble import (EnsembleConfig, EnsembleGraderModel, aligned_oof, fit_weights, make_ensemble,
+                             simplex_grid)
+from aslkit.families import FAMILIES, MixPlan, apply_mix, family_module
+from aslkit.tasks import ClassificationObjective, SignsSampler, class_weights
+from aslkit.train import LossConfig, make_train_config, set_epoch
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Registry and presets
+# ------------------------------------------------------------------------------------------------------------------
+def test_every_family_module_has_the_contract():
+    for name in FAMILIES:
+        mod = family_module(name)
+        assert isinstance(mod.DESCRIPTION, str) and mod.DESCRIPTION
+        assert {"ci", "quick", "full"} <= set(mod.PRESETS), name
+        assert callable(mod.build_modules) and callable(mod.build_augment)
+
+
+def test_family_presets_are_applied_before_overrides():
+    cfg = make_train_config("quick", {"model_name": "transformer", "model.layers": 2})
+    assert cfg.model["hidden"] == 128 and cfg.model["layers"] == 2 and cfg.features["max_len"] == 32
+    assert cfg.optim.epochs == 24 and cfg.synth_size == "quick"
+    with pytest.raises(ValueError, match="unknown model_name 'nope'.*transformer"):
+        make_train_config("quick", {"model_name": "nope"})
+
+
+def test_variant_overrides_come_with_the_name():
+    for name, entry in FAMILIES.items():
+        cfg = make_train_config("ci", {"model_name": name})
+        for key, value in entry.overrides.items():
+            head, _, rest = key.partition(".")
+            assert getattr(cfg, head)[rest] == value, name
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Same-class partners
+# ------------------------------------------------------------------------------------------------------------------
+class _TakePartner(Transform):
+    needs_partner = True
+
+    def apply(self, x, rng, partner):
+        return partner(rng)
+
+
+def test_partner_is_drawn_from_training_rows_of_the_same_sign():
+    labels = np.array([0, 1, 0, 1, 0, 2])
+    data = [np.full((2, 4, 3), i, np.float32) for i in range(6)]
+    sampler = SignsSampler(data, labels, Compose([_TakePartner(1.0)]))
+    sampler.fit(np.array([0, 1, 2, 3, 5]))                       # row 4 is a validation row
+    seen = {int(sampler(0, np.random.default_rng(s))[0][0, 0, 0]) for s in range(40)}
+    assert seen == {2}                                             # sign 0, training, not itself
+    assert int(sampler(5, np.random.default_rng(0))[0][0, 0, 0]) == 5   # alone in its class: itself
+    assert np.array_equal(sampler(4, None)[0], data[4])             # no augmentation without rng
+
+
+def test_pair_transform_without_partner_is_an_error():
+    with pytest.raises(ValueError, match="partner="):
+        _TakePartner(1.0)(np.zeros((2, 4, 3), np.float32), np.random.default_rng(0))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Batch mixing and weights
+# ------------------------------------------------------------------------------------------------------------------
+class _Toy(nn.Module):
+    mix_points = 2
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 8), nn.Linear(8, 5)
+        self.plans = []
+
+    def forward(self, x, mix: MixPlan | None = None):
+        self.plans.append(mix)
+        h = apply_mix(x, mix, 0)
+        return self.b(apply_mix(torch.relu(self.a(h)), mix, 1))
+
+
+def _batch():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(6, 4, generator=g), torch.tensor([0, 1, 2, 3, 4, 0])
+
+
+def test_input_mixup_mixes_inputs_and_labels():
+    model, (x, y) = _Toy(), _batch()
+    obj = ClassificationObjective(0.0, LossConfig(mixup_p=1.0, mixup_alpha=0.4))
+    out, loss = obj.train_step(model, x, y, np.random.default_rng(3))
+    rng = np.random.default_rng(3)
+    rng.random(), rng.random()
+    lam = rng.beta(0.4, 0.4)
+    perm = torch.as_tensor(rng.permutation(6))
+    ref = model(lam * x + (1 - lam) * x[perm])
+    assert torch.allclose(out, ref)
+    want = lam * nn.functional.cross_entropy(ref, y) + (1 - lam) * nn.functional.cross_entropy(ref, y[perm])
+    assert torch.isclose(loss, want.float()) and not torch.isclose(loss, nn.functional.cross_entropy(ref, y))
+
+
+def test_manifold_mixup_passes_a_plan_and_plain_batches_do_not():
+    model, (x, y) = _Toy(), _batch()
+    ClassificationObjective(0.0, LossConfig(manifold_mixup_p=1.0)).train_step(model, x, y, np.random.default_rng(0))
+    plan = model.plans[-1]
+    assert isinstance(plan, MixPlan) and plan.point in (0, 1) and sorted(plan.perm.tolist()) == list(range(6))
+    ClassificationObjective(0.0, LossConfig()).train_step(model, x, y, np.random.default_rng(0))
+    assert model.plans[-1] is None
+    h = torch.arange(6.0).reshape(3, 2)
+    mixed = apply_mix(h, MixPlan(torch.tensor([2, 0, 1]), 0.25, 1), 1)
+    assert torch.allclose(mixed, 0.25 * h + 0.75 * h[[2, 0, 1]])
+    assert torch.equal(apply_mix(h, MixPlan(torch.tensor([2, 0, 1]), 0.25, 1), 0), h)
+
+
+def test_class_weights_favour_missed_and_confused_classes():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    logits = np.eye(4)[[0, 0, 1, 0, 2, 2]] * 5.0            # one sample of class 1 predicted as class 0
+    w = class_weights(logits, labels, power=1.0, num_classes=4)
+    assert w.mean() == pytest.approx(1.0)
+    assert w[0] > w[2] and w[1] > w[2] and w[2] == pytest.approx(w[3])
+    assert w[1] == pytest.approx(w[0])                        # class 1: 1 miss of 2; class 0: 1 false positive of 2
+    weighted = ClassificationObjective(0.0, None, w)
+    out = torch.zeros(2, 4)
+    loss0 = weighted.loss(out, torch.tensor([0, 0]), None, reduction="sum")
+    loss2 = weighted.loss(out, torch.tensor([2, 2]), None, reduction="sum")
+    assert loss0 / loss2 == pytest.approx(w[0] / w[2], rel=1e-5)
+
+
+def test_set_epoch_reaches_submodules():
+    class Late(nn.Module):
+        epoch = -1
+
+        def set_epoch(self, e):
+            self.epoch = e
+    net = nn.Sequential(nn.Linear(2, 2), nn.Sequential(Late()))
+    set_epoch(net, 7)
+    assert net[1][0].epoch == 7
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Ensembles
+# ------------------------------------------------------------------------------------------------------------------
+def test_simplex_grid_covers_the_simplex():
+    g = simplex_grid(3, 0.25)
+    assert np.allclose(g.sum(1), 1) and (g >= 0).all() and len(g) == 15
+    assert any(np.allclose(r, [1, 0, 0]) for r in g)
+
+
+def test_fit_weights_finds_the_complementary_mix():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, 200)
+    good = np.eye(5)[labels] * 2 + rng.normal(0, 1, (200, 5))
+    noise = rng.normal(0, 1, (200, 5))
+    w = fit_weights([noise, good], labels, 0.1)
+    assert w[1] > w[0] and w.sum() == pytest.approx(1)
+    acc = lambda z: (z.argmax(1) == labels).mean()  # noqa: E731
+    assert acc(w[0] * noise + w[1] * good) >= acc(good)
+    w5 = fit_weights([noise, good, noise, noise, good], labels, 0.1)          # coordinate ascent path
+    assert w5.sum() == pytest.approx(1) and acc(sum(a * z for a, z in zip(w5, [noise, good, noise, noise, good]))) \
+        >= acc(good)
+
+
+def _fake_run(path, order, logits, labels, model_name="transformer"):
+    path.mkdir(parents=True)
+    pd.DataFrame({"sequence_id": order, "participant_id": 1, "label": labels[order], "fold": 0,
+                  "pred": logits.argmax(1)}).to_csv(path / "oof.csv", index=False)
+    np.save(path / "oof_logits.npy", logits.astype(np.float32))
+    (path / "config.yaml").write_text(f"task: asl-signs\nmodel_name: {model_name}\n")
+    (path / "data.json").write_text(json.dumps({"prepared_dir": "p", "data_dir": "d", "subset": [0]}))
+    return path
+
+
+def test_make_ensemble_aligns_members_and_writes_its_oof(tmp_path):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, 30)
+    za, zb = rng.normal(0, 1, (30, 4)), np.eye(4)[labels] * 3 + rng.normal(0, 1, (30, 4))
+    order = rng.permutation(30)
+    a = _fake_run(tmp_path / "a", np.arange(30), za, labels)
+    b = _fake_run(tmp_path / "b", order, zb[order], labels, "cnn")       # same sequences, other order
+    oof, (la, lb) = aligned_oof([a, b])
+    assert np.allclose(lb, zb) and np.allclose(la, za)
+    out = make_ensemble(EnsembleConfig(runs=[str(a), str(b)], name=str(tmp_path / "ens")))
+    rec = json.loads((out / "ensemble.json").read_text())
+    assert rec["families"] == ["transformer", "cnn"] and sum(rec["weights"]) == pytest.approx(1)
+    z = np.load(out / "oof_logits.npy")
+    assert np.allclose(z, rec["weights"][0] * za + rec["weights"][1] * zb, atol=1e-5)
+    assert rec["oof_accuracy"] >= max(rec["member_oof_accuracy"])
+    c = _fake_run(tmp_path / "c", np.arange(20), za[:20], labels)
+    with pytest.raises(ValueError, match="other sequences"):
+        aligned_oof([a, c])
+    with pytest.raises(ValueError, match="at least two"):
+        make_ensemble(EnsembleConfig(runs=[str(a)]))
+
+
+def test_ensemble_graph_is_the_weighted_logit_sum():
+    class Const(nn.Module):
+        def __init__(self, v):
+            super().__init__()
+            self.v = torch.tensor(v)
+
+        def forward(self, x):
+            return self.v + 0 * x.sum()
+    ens = EnsembleGraderModel([Const([1.0, 0.0]), Const([0.0, 4.0]), Const([9.0, 9.0])], [0.75, 0.25, 0.0])
+    assert torch.allclose(ens(torch.zeros(3, 543, 3)), torch.tensor([0.75, 1.0]))
+    with pytest.raises(ValueError, match="weights"):
+        EnsembleGraderModel([Const([1.0])], [0.5, 0.5])
+    assert C.SLUG_SIGNS == "asl-signs"
