@@ -28,7 +28,7 @@ def ensemble(islr_synth, tmp_path_factory):
                                                             "out_dir": str(root / "prepared")}))
     runs = [train(make_train_config("ci", SMALL + [f"prepared_dir={cache}", f"model_name={m}",
                                                    f"run_name={root / 'logs' / m}"])) for m in ("transformer", "conv1d")]
-    assert main(["convert", *map(str, runs), "--name", str(root / "logs" / "ens"), "parity_limit=0"]) == 0
+    assert main(["convert", "--name", str(root / "logs" / "ens"), *map(str, runs), "parity_limit=0"]) == 0
     yield runs, root / "logs" / "ens"
     mp.undo()
 

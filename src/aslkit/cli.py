@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="torch -> ONNX -> onnx2tf -> TFLite (serving_default: inputs -> outputs); "
                                    "gates: size, builtin ops, degenerate inputs, parity with torch. Several asl-signs "
                                    "runs make one ensemble file (weighted sum of logits, weights fitted on OOF "
-                                   "predictions) in logs/<name>/.")
+                                   "predictions) in logs/<name>/; options go before the run folders, e.g. "
+                                   "aslkit convert --name ens logs/a logs/b.")
     p.add_argument("items", nargs="+", metavar="RUN_DIR | key=value",
                    help="run folder(s), then overrides, e.g. submit_build=float32 parity_limit=200")
     p.add_argument("--name", default=None, help="ensemble folder name under logs/ (several runs)")

@@ -40,7 +40,7 @@ PRESETS = {
               "optim.optimizer": "adamw", "optim.schedule": "onecycle", "optim.lr": 3e-3, "optim.epochs": 15,
               "optim.batch_size": 64},
     "full": {"optim.optimizer": "ranger", "optim.lr": 2.7e-3, "optim.schedule": "onecycle", "optim.epochs": 182,
-             "optim.batch_size": 64, "optim.label_smoothing": 0.5},
+             "optim.batch_size": 64, "optim.label_smoothing": 0.5, "loss.mixup_p": 0.49, "loss.mixup_alpha": 1.26},
 }
 
 
