@@ -3,7 +3,8 @@
 (``aslkit.models.conv1d``), trained with the 1st-place augmentations (``Conv1DAugmentConfig``).
 
 The feature module's output is ``[max_len, 709]``: 708 features and the frame mask as the last channel.
-The model's ``LateDropout`` needs ``set_epoch(epoch)`` from the training loop (``models.conv1d.set_epoch``).
+The model's ``LateDropout`` is switched on by ``set_epoch(epoch)`` calls (0-based) from the training loop
+(``train.set_epoch``; ``models.conv1d.set_epoch`` does the same); without them it stays off.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ PRESETS = {
            "model": {"dim": 32, "blocks": 1, "heads": 2, "kernel": 5, "drop_path": 0.0, "late_dropout": 0.5,
                      "late_dropout_start": 1},
            "optim.lr": 2e-3},
+    # quick synthetic set (3,000 train / 1,000 val): 0.18 M parameters, ~20 s/epoch on 2 idle cores, val acc 0.40
+    # after 20 epochs (the 1st-place regularisation at full strength: 0.34)
     "quick": {"features": {"max_len": 40},
               "model": {"dim": 64, "blocks": 1, "heads": 4, "drop_path": 0.05, "attn_dropout": 0.1,
                         "late_dropout": 0.3, "late_dropout_start": 10},

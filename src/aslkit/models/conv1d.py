@@ -12,7 +12,8 @@ after the real ones) -> logits ``[B, num_classes]``:
 
 Padded rows never reach real ones: the depthwise convolution is causal (padding sits after the sequence), attention
 ignores padded keys, pooling, ECA and BatchNorm statistics use real rows only, and padded rows are zeroed after the
-stem and after every block. So in eval mode the logits do not depend on the padding or on ``L``.
+stem and after every block. So in eval mode the logits do not depend on the padding or on ``L`` (no weight depends
+on ``L`` either: a model trained at one ``max_len`` runs at another, e.g. a shorter one for faster inference).
 
 ``LateDropout`` (dropout on the pooled vector from epoch ``start_epoch`` on): the training loop calls
 ``set_epoch(epoch)`` (0-based) on every module that has it (``set_epoch(model, epoch)`` here does that); before
@@ -21,7 +22,7 @@ the first call, or before ``start_epoch``, its rate is 0.
 Export: the causal depthwise convolution is exported as the convolution (``export_conv="conv"``: onnx2tf makes it a
 grouped CONV_2D) or, inside ``torch.onnx.export``, as a sum of ``k`` shifted slices times per-channel weights
 (``"slices"``). Measured as TFLite float16 at T = 38 (1 thread, CPU time): dim 192, 2 stages, L = 380: conv 23 ms,
-slices 29 ms; dim 96, 1 stage, L = 48: conv 1.2 ms, slices 1.4 ms; so ``"conv"`` is the default. BatchNorm in eval
+slices 29 ms; dim 96, 1 stage, L = 48: conv 1.6 ms, slices 1.7 ms; so ``"conv"`` is the default. BatchNorm in eval
 is a per-channel multiply-add; Swish is ``x * sigmoid(x)``.
 """
 from __future__ import annotations
