@@ -28,8 +28,10 @@ def main() -> None:
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--prepared", default="", help="prepared cache folder (default: the preset's)")
     ap.add_argument("--batches", type=int, default=20)
+    ap.add_argument("--model-name", default=None, help="asl-signs family (aslkit.families; default transformer)")
     args = ap.parse_args()
-    cfg = make_train_config(args.preset, {"task": args.task, "prepared_dir": args.prepared})
+    cfg = make_train_config(args.preset, {"task": args.task, "prepared_dir": args.prepared,
+                                          **({"model_name": args.model_name} if args.model_name else {})})
     parts = build_task(cfg)
     rows = np.arange(len(parts.index))
     if parts.on_split is not None:
@@ -52,7 +54,7 @@ def main() -> None:
         if k + 1 >= args.batches:
             break
     e2e = seen / (time.perf_counter() - t0)
-    print(f"{args.task}, preset {args.preset}: batch {bs}, feature dim {parts.features.feature_dim}, "
+    print(f"{args.task}, preset {args.preset}: batch {bs}, features per sample {tuple(items[0][0].shape)}, "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {cfg.workers} loader worker(s)")
     print(f"data pipeline (augment + features): {data_sps:8.1f} samples/s")
     print(f"model step (forward + backward):    {model_sps:8.1f} samples/s")
