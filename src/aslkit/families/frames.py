@@ -30,7 +30,7 @@ PRESETS = {
     "quick": {"model": {"embed_dim": 16, "dense": 96, "width": 128, "layers": 2, "heads": 4, "intermediate": 256,
                         "dropout": 0.1, "attention_dropout": 0.1, "branch_dropout": 0.1, "head_dropout": 0.2},
               "optim.optimizer": "adamw", "optim.schedule": "warmup_cosine", "optim.warmup_fraction": 0.1,
-              "optim.lr": 2e-3, "optim.weight_decay": 0.05, "optim.label_smoothing": 0.2, "optim.epochs": 30,
+              "optim.lr": 2e-3, "optim.weight_decay": 0.05, "optim.label_smoothing": 0.2, "optim.epochs": 20,
               "optim.batch_size": 64, "loss.manifold_mixup_p": 0.25},
     "full": {"model": {"embed_dim": 16, "dense": 192, "width": 512, "layers": 3, "heads": 8, "intermediate": 1024,
                        "dropout": 0.1, "attention_dropout": 0.1, "branch_dropout": 0.05, "head_dropout": 0.2},
