@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 # Families trained by the notebooks when ``models`` is empty, per profile (I6's ``frames25`` / ``frames80`` are left
 # out of quick until their quick preset is shown to learn on the synthetic data; name them in ``models`` to add them).
 DEFAULT_MODELS: dict[str, list[str]] = {"ci": ["transformer", "conv1d"],
-                                        "quick": ["transformer", "cnn", "conv1d"],
+                                        "quick": ["transformer", "cnn", "frames25", "conv1d"],
                                         "full": ["transformer", "cnn", "frames25", "frames80", "conv1d"]}
 ENSEMBLE_DIR = "ensemble"
 
