@@ -65,6 +65,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from aslkit.tune import TuneConfig, best_record, run_study
+    flags = {k: v for k, v in (("study_dir", args.study), ("n_trials", args.trials), ("seed", args.seed),
+                               ("sampler", args.sampler), ("preset", args.preset)) if v is not None}
+    space = {"space_name": args.space} if args.space else {}
+    study = run_study(TuneConfig(**flags, **space, overrides=parse_overrides(args.overrides)))
+    best = best_record(study)
+    if best:
+        print(f"best trial {best['number']}: value {best['value']:.4f} {best['params']} ({best['run']})")
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from aslkit.evaluate import validate
     validate(args.runs, args.out)
@@ -137,6 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue logs/<run> from its last checkpoint")
     _add_common(p)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("tune", help="Optuna hyper-parameter search: every trial a run folder, the study resumable",
+                       description="Search a space of TrainConfig keys (a name: signs, signs_weighted, fs; or a "
+                                   "YAML file {key: {type: float|int|categorical, ...}}) with Optuna. Trial n trains "
+                                   "<study>/trial_<n>/; the study is <study>/study.db; trials.csv, best.json and "
+                                   "plots/tune_summary.png are rewritten after every trial. --trials is the total: "
+                                   "running the same --study again runs only the missing trials. Trailing "
+                                   "key=value are base TrainConfig overrides of every trial (a searched key given "
+                                   "there is fixed), e.g. aslkit tune --preset quick --trials 20 optim.epochs=16.")
+    p.add_argument("--study", default=None, metavar="DIR", help="study folder (under logs/ unless absolute; "
+                                                                "default logs/tune_<space>)")
+    p.add_argument("--space", default=None, metavar="NAME|FILE", help="search space (default signs, or fs for "
+                                                                      "task=asl-fingerspelling)")
+    p.add_argument("--trials", type=int, default=None, help="total finished trials wanted (default 20)")
+    p.add_argument("--sampler", choices=("tpe", "random"), default=None, help="Optuna sampler (default tpe)")
+    p.add_argument("--seed", type=int, default=None, help="sampler seed (default 0)")
+    _add_common(p)
+    p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("validate", help="OOF report of one or more runs (per fold, participant, sign; confusions)",
                        description="Write validation tables and plots to <first run>/validation/.")
