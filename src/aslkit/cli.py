@@ -65,6 +65,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from aslkit.paths import logs_root
+    from aslkit.recipes import distill_chain
+    run = Path(args.run) if Path(args.run).is_absolute() else logs_root() / args.run
+    layers = tuple(int(n) for n in args.layers.split(","))
+    stages = distill_chain(run, args.preset, args.overrides, layers, args.layers_key)
+    print("stages: " + ", ".join(str(s) for s in stages))
+    return 0
+
+
 def _cmd_tune(args: argparse.Namespace) -> int:
     from aslkit.tune import TuneConfig, best_record, run_study
     flags = {k: v for k, v in (("study_dir", args.study), ("n_trials", args.trials), ("seed", args.seed),
@@ -149,6 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue logs/<run> from its last checkpoint")
     _add_common(p)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("distill", help="I2-T's knowledge-distillation chain: every stage a run folder that distils "
+                                       "the one before",
+                       description="Stage 1 trains from the labels; each later stage adds a KD loss from the stage "
+                                   "before (recipe.teacher; linked as <stage>/teacher) and, when smaller, starts from "
+                                   "its first layers (recipe.init_from). Re-running continues unfinished stages. "
+                                   "e.g. aslkit distill --preset quick --run kd_quick recipe.kd_weight=1.0")
+    p.add_argument("--run", default="distill", help="folder of the stages (under logs/ unless absolute)")
+    p.add_argument("--layers", default="4,4,3", help="layers of each stage (default 4,4,3 as I2-T)")
+    p.add_argument("--layers-key", default="model.layers", help="config key of the layer count")
+    _add_common(p)
+    p.set_defaults(func=_cmd_distill)
 
     p = sub.add_parser("tune", help="Optuna hyper-parameter search: every trial a run folder, the study resumable",
                        description="Search a space of TrainConfig keys (a name: signs, signs_weighted, fs; or a "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ from aslkit.config import make_config
 from aslkit.data.fs import decode_indices, encode_phrase
 from aslkit.features_fs import hand_frames, select_frames
 from aslkit.models.ctc import ctc_loss, greedy_decode
+from aslkit.recipes import TeacherTerm, consistency_per_sample, kd_per_sample, ousm_mean
 
 Sample = Callable[[int, "np.random.Generator | None"], tuple[np.ndarray, Any]]
 
@@ -54,31 +55,51 @@ class ClassificationObjective:
     score_key = "val_acc"
     train_stat = "train_acc"
 
-    def __init__(self, label_smoothing: float = 0.0, loss_cfg: Any = None, class_weights: np.ndarray | None = None):
+    def __init__(self, label_smoothing: float = 0.0, loss_cfg: Any = None, class_weights: np.ndarray | None = None,
+                 ousm_k: int = 0):
         self.label_smoothing = label_smoothing
         self.loss_cfg = loss_cfg
         self.class_weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        self.ousm_k = ousm_k
 
-    def train_step(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, rng: np.random.Generator
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, rng: np.random.Generator,
+                   teachers: Sequence[TeacherTerm] = ()) -> tuple[torch.Tensor, torch.Tensor]:
         """Outputs and loss of one training batch: mixed at the input (probability ``mixup_p``), else inside the
-        model at a random mixing point (``manifold_mixup_p``, models with ``mix_points``), else plain."""
+        model at a random mixing point (``manifold_mixup_p``, models with ``mix_points``), else plain; the label
+        loss without the ``ousm_k`` worst samples, plus each teacher's term on the same (mixed) batch."""
         from aslkit.families import MixPlan
         c = self.loss_cfg
         u_input, u_manifold = rng.random(), rng.random()
         points = getattr(getattr(model, "module", model), "mix_points", 0)
-        if c is None or len(targets) < 2 or not (u_input < c.mixup_p or (points and u_manifold < c.manifold_mixup_p)):
-            outputs = model(inputs)
-            return outputs, self.loss(outputs, targets, inputs)
-        manifold = not u_input < c.mixup_p
-        lam = float(rng.beta(*(2 * [c.manifold_alpha if manifold else c.mixup_alpha])))
-        perm = torch.as_tensor(rng.permutation(len(targets)), device=targets.device)
-        if manifold:
-            outputs = model(inputs, mix=MixPlan(perm, lam, int(rng.integers(points))))
-        else:
-            outputs = model(lam * inputs + (1 - lam) * inputs[perm])
-        loss = lam * self.loss(outputs, targets, inputs) + (1 - lam) * self.loss(outputs, targets[perm], inputs)
+        x, mix, lam, perm = inputs, None, 1.0, None
+        if c is not None and len(targets) >= 2 and (u_input < c.mixup_p or (points and u_manifold < c.manifold_mixup_p)):
+            manifold = not u_input < c.mixup_p
+            lam = float(rng.beta(*(2 * [c.manifold_alpha if manifold else c.mixup_alpha])))
+            perm = torch.as_tensor(rng.permutation(len(targets)), device=targets.device)
+            if manifold:
+                mix = MixPlan(perm, lam, int(rng.integers(points)))
+            else:
+                x = lam * inputs + (1 - lam) * inputs[perm]
+        outputs = _run(model, x, mix)
+        per, norm = self.per_sample(outputs, targets)
+        if perm is not None:
+            per_b, norm_b = self.per_sample(outputs, targets[perm])
+            per, norm = lam * per + (1 - lam) * per_b, lam * norm + (1 - lam) * norm_b
+        loss = ousm_mean(per, self.ousm_k, norm)
+        for t in teachers:
+            with torch.no_grad():
+                t_out = _run(t.module, x, mix)
+            term = kd_per_sample(outputs, t_out, t.temperature) if t.kind == "kd" else \
+                consistency_per_sample(outputs, t_out)
+            loss = loss + t.weight * term.mean()
         return outputs, loss
+
+    def per_sample(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample (class-weighted, smoothed) cross-entropy and its normaliser (the target's class weight)."""
+        weight = None if self.class_weights is None else self.class_weights.to(outputs.device)
+        per = nn.functional.cross_entropy(outputs.float(), targets, weight=weight,
+                                          label_smoothing=self.label_smoothing, reduction="none")
+        return per, (torch.ones_like(per) if weight is None else weight[targets])
 
     def collate(self, batch: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         feats, labels, idx = zip(*batch)
@@ -92,9 +113,9 @@ class ClassificationObjective:
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: Any, reduction: str = "mean"
              ) -> torch.Tensor:
-        weight = None if self.class_weights is None else self.class_weights.to(outputs.device)
-        return nn.functional.cross_entropy(outputs.float(), targets, weight=weight,
-                                           label_smoothing=self.label_smoothing, reduction=reduction)
+        """Cross-entropy of a batch: summed, or averaged as weighted cross-entropy does (``"mean"``)."""
+        per, norm = self.per_sample(outputs, targets)
+        return per.sum() if reduction == "sum" else per.sum() / norm.sum()
 
     def hits(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: Any) -> int:
         """Correct predictions in the batch (for the training progress)."""
@@ -131,8 +152,8 @@ class CTCObjective:
     score_key = "val_score"
     train_stat = None
 
-    def __init__(self, fallback: str = "", min_hand_frames: int = 0):
-        self.fallback, self.min_hand_frames = fallback, min_hand_frames
+    def __init__(self, fallback: str = "", min_hand_frames: int = 0, ousm_k: int = 0):
+        self.fallback, self.min_hand_frames, self.ousm_k = fallback, min_hand_frames, ousm_k
 
     def collate(self, batch: list) -> tuple[tuple, tuple, torch.Tensor]:
         feats, targets, idx = zip(*batch)
@@ -146,11 +167,33 @@ class CTCObjective:
     def to(self, inputs: tuple, targets: tuple, device: torch.device):
         return tuple(t.to(device) for t in inputs), tuple(t.to(device) for t in targets)
 
-    def train_step(self, model: nn.Module, inputs: tuple, targets: tuple, rng: np.random.Generator
-                   ) -> tuple[tuple, torch.Tensor]:
-        """Outputs and CTC loss of one training batch."""
-        outputs = self.forward(model, inputs)
-        return outputs, self.loss(outputs, targets, inputs)
+    def train_step(self, model: nn.Module, inputs: tuple, targets: tuple, rng: np.random.Generator,
+                   teachers: Sequence[TeacherTerm] = ()) -> tuple[tuple, torch.Tensor]:
+        """Outputs and CTC loss of one training batch (without the ``ousm_k`` worst sequences), plus each teacher's
+        term: ``kd`` trains the model's distillation head (its main head when it has none) on the teacher's greedy
+        labels (F5); ``consistency`` is the MSE of the per-frame softmax over valid frames."""
+        net = getattr(model, "module", model)
+        x, mask = inputs[0], inputs[1]
+        head = any(t.kind == "kd" for t in teachers) and getattr(net.cfg, "distill_head", False)
+        logits, d_logits = model(x, mask, distill=True) if head else (model(x, mask), None)
+        out_mask = net.output_mask(mask)
+        loss = ousm_mean(ctc_loss(logits, out_mask, targets[0], targets[1], reduction="none"), self.ousm_k)
+        for t in teachers:
+            with torch.no_grad():
+                t_logits = t.module(x, mask)
+            if t_logits.shape != logits.shape:
+                raise ValueError(f"teacher outputs {tuple(t_logits.shape)} do not match the model's "
+                                 f"{tuple(logits.shape)} (same features and stride needed)")
+            if t.kind == "kd":
+                ids = [torch.as_tensor(s, dtype=torch.long) for s in greedy_decode(t_logits.float(), out_mask)]
+                lengths = torch.as_tensor([len(i) for i in ids], device=x.device)
+                flat = torch.cat(ids).to(x.device) if ids else lengths.new_zeros(0)
+                term = ctc_loss(logits if d_logits is None else d_logits, out_mask, flat, lengths)
+            else:
+                frame = (logits.float().softmax(-1) - t_logits.float().softmax(-1)).pow(2).mean(-1)
+                term = (frame * out_mask).sum() / out_mask.sum().clamp(min=1)
+            loss = loss + t.weight * term
+        return (logits, out_mask), loss
 
     def forward(self, model: nn.Module, inputs: tuple) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and their frame mask (the model may downsample time)."""
@@ -187,6 +230,11 @@ Objective = ClassificationObjective | CTCObjective
 # ------------------------------------------------------------------------------------------------------------------
 # asl-signs
 # ------------------------------------------------------------------------------------------------------------------
+def task_modules(cfg, subset: np.ndarray) -> tuple[nn.Module, nn.Module]:
+    """The feature module and the (untrained) model of a run config of either task."""
+    return fs_modules(cfg, subset) if cfg.task == C.SLUG_FS else signs_modules(cfg, subset)
+
+
 def signs_modules(cfg, subset: np.ndarray) -> tuple[nn.Module, nn.Module]:
     """The feature module and the (untrained) model of an asl-signs run config (its family: ``cfg.model_name``)."""
     from aslkit.families import build_modules
@@ -208,6 +256,16 @@ def open_prepared(cfg):
         return PreparedSigns(cfg.prepared_dir)
     pcfg = make_config(PrepareConfig, overrides={"data_dir": cfg.data_dir, "synth_size": cfg.synth_size, "seed": 0})
     return PreparedSigns(prepare_signs(pcfg))
+
+
+def _run(model: nn.Module, x: torch.Tensor, mix: Any) -> torch.Tensor:
+    """``model`` on batch ``x``, mixed inside at ``mix`` (a ``MixPlan``, clipped to the model's mixing points)."""
+    if mix is None:
+        return model(x)
+    points = getattr(getattr(model, "module", model), "mix_points", 0)
+    if not points:
+        raise ValueError(f"{type(model).__name__} has no mixing points for manifold mixup")
+    return model(x, mix=type(mix)(mix.perm, mix.lam, min(mix.point, points - 1)))
 
 
 def _data_record(prepared) -> dict:
@@ -249,7 +307,7 @@ def build_signs(cfg, prepared: Any = None) -> TaskParts:
     sampler = SignsSampler(prepared, index["label"].to_numpy(), build_augment(cfg, prepared.subset))
     weights = class_weights_from_run(cfg.loss.class_weights_from, cfg.loss.class_weight_power) \
         if cfg.loss.class_weights_from else None
-    objective = ClassificationObjective(cfg.optim.label_smoothing, cfg.loss, weights)
+    objective = ClassificationObjective(cfg.optim.label_smoothing, cfg.loss, weights, cfg.recipe.ousm_k)
     return TaskParts(prepared, index, features, model, objective, sampler, _data_record(prepared), sampler.fit)
 
 
@@ -354,7 +412,7 @@ def build_fingerspelling(cfg, prepared: Any = None) -> TaskParts:
     index = prepared.index.merge(prepared.folds[["sequence_id", "fold"]], on="sequence_id", how="left")
     acfg = make_config(FSAugmentConfig, overrides=cfg.augment)
     sampler = FSSampler(prepared, index, default_fs_augment(acfg), acfg.cutmix_p, features.cfg.max_frames)
-    objective = CTCObjective(min_hand_frames=cfg.min_hand_frames)
+    objective = CTCObjective(min_hand_frames=cfg.min_hand_frames, ousm_k=cfg.recipe.ousm_k)
     is_supp = (index["source"] == "supplemental").to_numpy()
     data = _data_record(prepared)
 

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -30,9 +31,12 @@ from tqdm.auto import tqdm
 from aslkit import constants as C
 from aslkit.config import apply_overrides, load_config, parse_overrides, save_config
 from aslkit.paths import logs_root
-from aslkit.tasks import TaskParts, build_signs, build_task, open_prepared, save_data_record, signs_modules
+from aslkit.recipes import (RecipeConfig, RecipeRun, TeacherTerm, init_from_run, soup_epochs, soup_path, student_config,
+                            uniform_soup)
+from aslkit.tasks import (TaskParts, build_signs, build_task, open_prepared, save_data_record, signs_modules,
+                          task_modules)
 
-__all__ = ["TrainConfig", "OptimConfig", "LossConfig", "make_train_config", "train", "build_signs", "build_task", "open_prepared",
+__all__ = ["TrainConfig", "OptimConfig", "LossConfig", "RecipeConfig", "make_train_config", "train", "build_signs", "build_task", "open_prepared",
            "signs_modules", "TaskParts"]
 
 
@@ -90,6 +94,7 @@ class TrainConfig:
     augment: dict = field(default_factory=dict)    # overrides of the augmentation config
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
     max_train_samples: int = 0       # > 0: subsample the training set (smoke tests)
     supplemental_weight: float = 0.0  # fingerspelling: mean copies of each supplemental sequence per epoch (0: none)
     min_hand_frames: int = 3         # fingerspelling: fewer frames with a hand -> the fallback phrase
@@ -266,11 +271,14 @@ def flat_cosine(total_steps: int, flat_fraction: float):
     return f
 
 
-def build_ema(model: nn.Module, decay: float):
-    """timm's ModelEmaV3 of the weights, or None when ``decay`` is 0."""
+def build_ema(model: nn.Module, decay: float, true_average: bool = False):
+    """timm's ModelEmaV3 of the weights, or None when ``decay`` is 0; with ``true_average`` (mean teacher), the
+    decay at the n-th update (``update(model, step=n)``) is ``min(decay, 1 - 1/n)``."""
     if decay <= 0:
         return None
     from timm.utils import ModelEmaV3
+    if true_average:
+        return ModelEmaV3(model, decay=decay, use_warmup=True, warmup_gamma=1.0, warmup_power=1.0)
     return ModelEmaV3(model, decay=decay)
 
 
@@ -333,9 +341,11 @@ def set_epoch(model: nn.Module, epoch: int) -> None:
 
 
 def train_epoch(model, loader, optimizer, scheduler, ema, parts: TaskParts, cfg: OptimConfig, d: Dist, scaler,
-                epoch: int, seed: int = 0) -> dict[str, float]:
+                epoch: int, seed: int = 0, rec: RecipeRun | None = None, student: Passenger | None = None
+                ) -> dict[str, float]:
     """One pass over the training data; returns mean loss (and accuracy for classification) of this process.
-    Batch-level random draws (mixup) depend only on (seed, epoch, batch, rank)."""
+    Batch-level random draws (mixup) depend only on (seed, epoch, batch, rank); a ``student`` takes the same
+    batches with the same draws."""
     model.train()
     set_epoch(model, epoch)
     obj = parts.objective
@@ -343,18 +353,18 @@ def train_epoch(model, loader, optimizer, scheduler, ema, parts: TaskParts, cfg:
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not d.main or not loader)
     for step, (inputs, targets, idx) in enumerate(bar):
         inputs, targets = obj.to(inputs, targets, d.device)
-        rng = np.random.default_rng([seed, epoch, step, d.rank])
-        with torch.autocast(d.device.type, enabled=scaler.is_enabled()):
-            outputs, loss = obj.train_step(model, inputs, targets, rng)
+        key, update = [seed, epoch, step, d.rank], epoch * len(loader) + step
+        teachers = rec.terms(update) if rec is not None else []
+        outputs, loss = _forward_loss(model, obj, inputs, targets, key, teachers, scaler)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
+        if rec is not None and rec.awp_on(epoch):
+            _awp_backward(rec, model, optimizer, obj, inputs, targets, key, teachers, scaler)
+        _optimizer_step(model, optimizer, scheduler, scaler, cfg.clip_grad)
         if ema is not None:
-            ema.update(model)
+            ema.update(model, step=rec.ema_step(update) if rec is not None else None)
+        if student is not None:
+            student.step(obj, inputs, targets, key, ema.module, set_epoch_to=epoch if step == 0 else None)
         b = len(idx)
         tot_loss += loss.item() * b
         tot_ok += obj.hits(outputs, targets, inputs)
@@ -364,6 +374,29 @@ def train_epoch(model, loader, optimizer, scheduler, ema, parts: TaskParts, cfg:
     if obj.train_stat:
         row[obj.train_stat] = tot_ok / max(n, 1)
     return row
+
+
+def _forward_loss(model, obj, inputs, targets, key: list[int], teachers: list[TeacherTerm], scaler):
+    """The objective's training step with the batch's own random draws (the same for every call with ``key``)."""
+    with torch.autocast(next(model.parameters()).device.type, enabled=scaler.is_enabled()):
+        return obj.train_step(model, inputs, targets, np.random.default_rng(key), teachers)
+
+
+def _awp_backward(rec: RecipeRun, model, optimizer, obj, inputs, targets, key, teachers, scaler) -> None:
+    """Replace the gradient by the one at adversarially perturbed weights (same batch, same draws)."""
+    rec.awp.perturb()
+    optimizer.zero_grad(set_to_none=True)
+    _, adv_loss = _forward_loss(model, obj, inputs, targets, key, teachers, scaler)
+    scaler.scale(adv_loss).backward()
+    rec.awp.restore()
+
+
+def _optimizer_step(model, optimizer, scheduler, scaler, clip: float) -> None:
+    scaler.unscale_(optimizer)
+    nn.utils.clip_grad_norm_(model.parameters(), clip)
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
 
 
 @torch.no_grad()
@@ -403,10 +436,13 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
     train_loader = make_loader(ds_train, o.batch_size, True, d, cfg.workers, cfg.seed, collate)
     val_loader = make_loader(ds_val, o.batch_size, False, Dist(0, 1, d.device), cfg.workers, cfg.seed, collate)
     model = parts.model.to(d.device)
+    copied = init_from_run(model, cfg.recipe.init_from) if cfg.recipe.init_from and resume is None else []
     optimizer = build_optimizer(model, o)
-    scheduler = build_scheduler(optimizer, o, o.epochs * len(train_loader))
-    ema = build_ema(model, o.ema_decay)
+    total_steps = o.epochs * len(train_loader)
+    scheduler = build_scheduler(optimizer, o, total_steps)
+    ema = build_ema(model, o.ema_decay, true_average=cfg.recipe.mean_teacher or bool(cfg.recipe.student))
     scaler = torch.amp.GradScaler(d.device.type, enabled=o.amp and d.device.type == "cuda")
+    rec = RecipeRun(cfg, model, ema, total_steps, d.device)
     state = {"epoch": 0, "best": -math.inf, "history": []}
     if resume is not None and (run / "checkpoints" / "last.pt").is_file():
         state = _restore(run / "checkpoints" / "last.pt", model, optimizer, scheduler, ema, scaler)
@@ -416,6 +452,10 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
         run.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run / "config.yaml")
         save_data_record(run, parts)
+        if copied:
+            (run / "init.json").write_text(json.dumps({"from": cfg.recipe.init_from, "tensors": copied}, indent=1))
+            print(f"initialised {len(copied)} tensors from {cfg.recipe.init_from}")
+    student = Passenger(cfg, run, parts, d, total_steps, resume is not None) if cfg.recipe.student else None
     net = nn.parallel.DistributedDataParallel(model) if d.world > 1 else model
     if d.main:
         print(f"run {run}: {len(tr_idx)} train / {len(va_idx)} val samples, {o.epochs} epochs, "
@@ -424,8 +464,8 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
         t0 = time.time()
         ds_train.epoch = epoch
         train_loader.sampler.set_epoch(epoch)
-        row = {"epoch": epoch + 1,
-               **train_epoch(net, train_loader, optimizer, scheduler, ema, parts, o, d, scaler, epoch, cfg.seed)}
+        row = {"epoch": epoch + 1, **train_epoch(net, train_loader, optimizer, scheduler, ema, parts, o, d, scaler,
+                                                 epoch, cfg.seed, rec, student)}
         if d.main:
             eval_model = ema.module if ema is not None else model
             preds, idx, loss_sum = predict(eval_model, val_loader, parts, d.device)
@@ -433,6 +473,10 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
             row.update(lr=optimizer.param_groups[0]["lr"], seconds=round(time.time() - t0, 2))
             state["history"].append(row)
             _log_epoch(run, state, row, preds, idx, parts, model, ema)
+            if epoch in soup_epochs(o.epochs, cfg.recipe.soup_last):
+                atomic_save({"model": eval_model.state_dict(), "epoch": epoch + 1}, soup_path(run, epoch))
+            if student is not None:
+                student.end_epoch(epoch, val_loader, parts, d)
             state["epoch"] = epoch + 1
             atomic_save(_checkpoint(state, model, optimizer, scheduler, ema, scaler), run / "checkpoints" / "last.pt")
         if d.world > 1:
@@ -440,19 +484,96 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
     if d.main:
         from aslkit.evaluate import plot_learning_curves
         plot_learning_curves(pd.DataFrame(state["history"]), run / "plots" / "learning_curves.png")
+        if cfg.recipe.soup_last:
+            make_soup(run, cfg, eval_model_of(model, ema), val_loader, parts, d.device)
     if d.world > 1:
         _write_rank_summary(run, model, d)
         dist.destroy_process_group()
     return run
 
 
+def eval_model_of(model: nn.Module, ema) -> nn.Module:
+    """The weights a run evaluates: the EMA when there is one."""
+    return ema.module if ema is not None else model
+
+
+def make_soup(run: Path, cfg: TrainConfig, model: nn.Module, val_loader: DataLoader, parts: TaskParts,
+              device: torch.device) -> dict:
+    """``checkpoints/soup.pt``: the uniform average of the saved last-epoch weights, and ``soup.json``: its
+    validation metrics next to the best epoch's (convert it with ``checkpoint=soup``)."""
+    epochs = [e for e in soup_epochs(cfg.optim.epochs, cfg.recipe.soup_last) if soup_path(run, e).is_file()]
+    soup = uniform_soup([load_checkpoint(soup_path(run, e))["model"] for e in epochs])
+    atomic_save({"model": soup, "epochs": [e + 1 for e in epochs]}, run / "checkpoints" / "soup.pt")
+    model = copy.deepcopy(model)
+    model.load_state_dict(soup)
+    preds, idx, loss_sum = predict(model, val_loader, parts, device)
+    key = parts.objective.score_key
+    best = max((r[key] for r in pd.read_csv(run / "metrics.csv").to_dict("records")), default=float("nan"))
+    record = {"epochs": [e + 1 for e in epochs], **parts.objective.metrics(preds, idx, parts.index, loss_sum),
+              f"best_epoch_{key}": best}
+    (run / "soup.json").write_text(json.dumps(record, indent=1))
+    print(f"soup of epochs {record['epochs']}: {key}={record[key]:.4f} (best epoch {best:.4f})")
+    return record
+
+
+class Passenger:
+    """A model trained in the same loop on the same batches against the run's EMA teacher and the labels (the I6
+    student): its own optimiser, schedule and ordinary run folder ``<run>/student`` (with a ``teacher`` link)."""
+
+    def __init__(self, cfg: TrainConfig, run: Path, parts: TaskParts, d: Dist, total_steps: int, resume: bool):
+        self.cfg, self.kd_weight = student_config(cfg, run), cfg.recipe.student_kd_weight
+        self.run = Path(self.cfg.run_name)
+        self.model = task_modules(self.cfg, np.array(parts.data["subset"]))[1].to(d.device)
+        self.net = nn.parallel.DistributedDataParallel(self.model) if d.world > 1 else self.model
+        o = self.cfg.optim
+        self.optimizer = build_optimizer(self.model, o)
+        self.scheduler = build_scheduler(self.optimizer, o, total_steps)
+        self.scaler = torch.amp.GradScaler(d.device.type, enabled=o.amp and d.device.type == "cuda")
+        self.state, self.loss_sum, self.n = {"epoch": 0, "best": -math.inf, "history": []}, 0.0, 0
+        last = self.run / "checkpoints" / "last.pt"
+        if resume and last.is_file():
+            self.state = _restore(last, self.model, self.optimizer, self.scheduler, None, self.scaler)
+        elif d.main:
+            self.run.mkdir(parents=True, exist_ok=True)
+            save_config(self.cfg, self.run / "config.yaml")
+            save_data_record(self.run, parts)
+            if not (self.run / "teacher").exists():
+                (self.run / "teacher").symlink_to("..", target_is_directory=True)
+
+    def step(self, obj, inputs, targets, key: list[int], teacher: nn.Module, set_epoch_to: int | None) -> None:
+        """One update on the batch the run just took (same random draws), distilling ``teacher``."""
+        self.net.train()
+        if set_epoch_to is not None:
+            set_epoch(self.net, set_epoch_to)
+        term = TeacherTerm(teacher, "kd", self.kd_weight, 1.0)
+        _, loss = _forward_loss(self.net, obj, inputs, targets, key, [term], self.scaler)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        _optimizer_step(self.net, self.optimizer, self.scheduler, self.scaler, self.cfg.optim.clip_grad)
+        self.loss_sum, self.n = self.loss_sum + loss.item(), self.n + 1
+
+    def end_epoch(self, epoch: int, val_loader: DataLoader, parts: TaskParts, d: Dist) -> None:
+        """Validate, log to the student's run folder, save its checkpoints."""
+        preds, idx, loss_sum = predict(self.model, val_loader, parts, d.device)
+        row = {"epoch": epoch + 1, "train_loss": self.loss_sum / max(self.n, 1),
+               **parts.objective.metrics(preds, idx, parts.index, loss_sum),
+               "lr": self.optimizer.param_groups[0]["lr"]}
+        self.loss_sum, self.n = 0.0, 0
+        self.state["history"].append(row)
+        _log_epoch(self.run, self.state, row, preds, idx, parts, self.model, None, tag="student")
+        self.state["epoch"] = epoch + 1
+        atomic_save(_checkpoint(self.state, self.model, self.optimizer, self.scheduler, None, self.scaler),
+                    self.run / "checkpoints" / "last.pt")
+
+
 def _log_epoch(run: Path, state: dict, row: dict, preds: list, idx: np.ndarray, parts: TaskParts,
-               model: nn.Module, ema) -> None:
+               model: nn.Module, ema, tag: str = "") -> None:
     """Append the metrics row, print it, and keep the best checkpoint and its validation predictions."""
     pd.DataFrame(state["history"]).to_csv(run / "metrics.csv", index=False)
     key = parts.objective.score_key
     score = row[key] if not math.isnan(row[key]) else -row["train_loss"]
-    print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+    print((f"[{tag}] " if tag else "") + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                                 for k, v in row.items()), flush=True)
     if score > state["best"]:
         state["best"] = score
         weights = (ema.module if ema is not None else model).state_dict()

@@ -38,7 +38,8 @@ PRESETS = {
              "model": {"dim": 192, "blocks": 2, "heads": 4, "kernel": 17, "drop_path": 0.2, "attn_dropout": 0.2,
                        "late_dropout": 0.8, "late_dropout_start": 15},
              "optim.epochs": 300, "optim.lr": 1e-3, "optim.optimizer": "ranger", "optim.schedule": "flat_cosine",
-             "optim.flat_fraction": 0.0, "optim.label_smoothing": 0.1},
+             "optim.flat_fraction": 0.0, "optim.label_smoothing": 0.1,
+             "recipe.awp_lr": 0.2, "recipe.awp_start": 0.05},          # AWP 0.2 from epoch 15 of 300
 }
 
 

@@ -37,7 +37,10 @@ PRESETS = {
              "optim.optimizer": "adamw", "optim.schedule": "warmup_cosine", "optim.warmup_fraction": 0.25,
              "optim.lr": 3e-4, "optim.weight_decay": 0.4, "optim.label_smoothing": 0.3, "optim.epochs": 100,
              "optim.batch_size": 64, "optim.clip_grad": 10.0, "loss.manifold_mixup_p": 0.25,
-             "loss.manifold_alpha": 0.4},
+             "loss.manifold_alpha": 0.4,
+             # I6's recipes: OUSM k=3, mean teacher (EMA 0.97), a half-width student alongside, soup of 10 epochs
+             "recipe.ousm_k": 3, "optim.ema_decay": 0.97, "recipe.mean_teacher": True, "recipe.soup_last": 10,
+             "recipe.student": {"dense": 96, "width": 256, "intermediate": 512}},
 }
 
 

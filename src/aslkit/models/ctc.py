@@ -26,6 +26,7 @@ class CTCConfig:
     stride: int = 1                  # time downsampling of the stem (2: one output frame per two input frames)
     max_len: int = 1024              # rows of the rotary tables (longest sequence the model can take)
     num_classes: int = CTC_BLANK + 1  # 59 characters + the blank (index 59)
+    distill_head: bool = False       # a second head for distillation from a teacher's labels (F5), not exported
 
 
 class Rotary(nn.Module):
@@ -92,13 +93,14 @@ class CTCEncoder(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
+        self.distill_head = nn.Linear(cfg.dim, cfg.num_classes) if cfg.distill_head else None
 
     def output_mask(self, mask: torch.Tensor) -> torch.Tensor:
         """Valid output frames ``[B, ceil(T / stride)]`` of an input frame mask ``[B, T]``."""
         return mask[:, ::self.cfg.stride]
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``[B, ceil(T / stride), classes]``."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, distill: bool = False):
+        """Logits ``[B, ceil(T / stride), classes]``; with ``distill``, also those of the distillation head."""
         valid = torch.ones_like(x[..., 0]) if mask is None else mask.to(x.dtype)
         h = self.proj(x) * valid.unsqueeze(-1)
         conv = F.gelu(self.stem(h.transpose(1, 2)).transpose(1, 2), approximate="tanh")
@@ -110,20 +112,21 @@ class CTCEncoder(nn.Module):
             if self.training and self.cfg.layerdrop > 0 and torch.rand(()) < self.cfg.layerdrop:
                 continue                                                          # LayerDrop: skip the block
             h = block(h, rope, bias)
-        return self.head(self.norm(h))
+        h = self.norm(h)
+        return (self.head(h), self.distill_head(h)) if distill else self.head(h)
 
 
 def ctc_loss(logits: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
              reduction: str = "mean") -> torch.Tensor:
     """CTC loss (blank 59), each sequence's loss divided by its target length, then averaged (``"mean"``) or
-    summed (``"sum"``) over the batch; impossible alignments count 0."""
+    summed (``"sum"``) over the batch, or per sequence (``"none"``); impossible alignments count 0."""
     log_probs = logits.float().log_softmax(-1).transpose(0, 1)                # [T, B, C]
     input_lengths = mask.long().sum(1)
     per = F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=CTC_BLANK, reduction="none",
                      zero_infinity=True) / target_lengths.clamp(min=1)
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    return per.mean() if reduction == "mean" else per.sum()
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return per.mean() if reduction == "mean" else per.sum() if reduction == "sum" else per
 
 
 def greedy_decode(logits: torch.Tensor, mask: torch.Tensor | None = None) -> list[list[int]]:
