@@ -9,7 +9,7 @@ import pytest
 from aslkit.cli import build_parser, main
 from aslkit.synth import synthetic_info
 
-COMMANDS = ["synth", "data", "prepare", "train", "validate", "convert", "submit", "score"]
+COMMANDS = ["synth", "data", "prepare", "train", "distill", "tune", "validate", "convert", "submit", "score"]
 
 
 def test_help_of_module_and_every_command():
