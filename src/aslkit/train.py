@@ -449,12 +449,7 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
     elif resume is not None:
         print(f"{run}: no checkpoint yet, starting from the first epoch")
     elif d.main:
-        run.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run / "config.yaml")
-        save_data_record(run, parts)
-        if copied:
-            (run / "init.json").write_text(json.dumps({"from": cfg.recipe.init_from, "tensors": copied}, indent=1))
-            print(f"initialised {len(copied)} tensors from {cfg.recipe.init_from}")
+        _start_run_folder(run, cfg, parts, copied)
     student = Passenger(cfg, run, parts, d, total_steps, resume is not None) if cfg.recipe.student else None
     net = nn.parallel.DistributedDataParallel(model) if d.world > 1 else model
     if d.main:
@@ -467,14 +462,8 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
         row = {"epoch": epoch + 1, **train_epoch(net, train_loader, optimizer, scheduler, ema, parts, o, d, scaler,
                                                  epoch, cfg.seed, rec, student)}
         if d.main:
-            eval_model = ema.module if ema is not None else model
-            preds, idx, loss_sum = predict(eval_model, val_loader, parts, d.device)
-            row.update(parts.objective.metrics(preds, idx, parts.index, loss_sum))
-            row.update(lr=optimizer.param_groups[0]["lr"], seconds=round(time.time() - t0, 2))
-            state["history"].append(row)
-            _log_epoch(run, state, row, preds, idx, parts, model, ema)
-            if epoch in soup_epochs(o.epochs, cfg.recipe.soup_last):
-                atomic_save({"model": eval_model.state_dict(), "epoch": epoch + 1}, soup_path(run, epoch))
+            row.update(lr=optimizer.param_groups[0]["lr"])
+            _validate_epoch(run, cfg, state, row, eval_model_of(model, ema), val_loader, parts, d, t0)
             if student is not None:
                 student.end_epoch(epoch, val_loader, parts, d)
             state["epoch"] = epoch + 1
@@ -490,6 +479,29 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
         _write_rank_summary(run, model, d)
         dist.destroy_process_group()
     return run
+
+
+def _start_run_folder(run: Path, cfg: TrainConfig, parts: TaskParts, copied: list[str]) -> None:
+    """config.yaml, data.json, and init.json when the weights started from another run."""
+    run.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run / "config.yaml")
+    save_data_record(run, parts)
+    if copied:
+        (run / "init.json").write_text(json.dumps({"from": cfg.recipe.init_from, "tensors": copied}, indent=1))
+        print(f"initialised {len(copied)} tensors from {cfg.recipe.init_from}")
+
+
+def _validate_epoch(run: Path, cfg: TrainConfig, state: dict, row: dict, eval_model: nn.Module,
+                    val_loader: DataLoader, parts: TaskParts, d: Dist, t0: float) -> None:
+    """Validate the evaluated weights, log the epoch, keep the best checkpoint and the soup's epoch weights."""
+    preds, idx, loss_sum = predict(eval_model, val_loader, parts, d.device)
+    row.update(parts.objective.metrics(preds, idx, parts.index, loss_sum))
+    row.update(lr=row.pop("lr"), seconds=round(time.time() - t0, 2))
+    state["history"].append(row)
+    _log_epoch(run, state, row, preds, idx, parts, eval_model)
+    epoch = row["epoch"] - 1
+    if epoch in soup_epochs(cfg.optim.epochs, cfg.recipe.soup_last):
+        atomic_save({"model": eval_model.state_dict(), "epoch": epoch + 1}, soup_path(run, epoch))
 
 
 def eval_model_of(model: nn.Module, ema) -> nn.Module:
@@ -560,15 +572,16 @@ class Passenger:
                "lr": self.optimizer.param_groups[0]["lr"]}
         self.loss_sum, self.n = 0.0, 0
         self.state["history"].append(row)
-        _log_epoch(self.run, self.state, row, preds, idx, parts, self.model, None, tag="student")
+        _log_epoch(self.run, self.state, row, preds, idx, parts, self.model, tag="student")
         self.state["epoch"] = epoch + 1
         atomic_save(_checkpoint(self.state, self.model, self.optimizer, self.scheduler, None, self.scaler),
                     self.run / "checkpoints" / "last.pt")
 
 
 def _log_epoch(run: Path, state: dict, row: dict, preds: list, idx: np.ndarray, parts: TaskParts,
-               model: nn.Module, ema, tag: str = "") -> None:
-    """Append the metrics row, print it, and keep the best checkpoint and its validation predictions."""
+               model: nn.Module, tag: str = "") -> None:
+    """Append the metrics row, print it, and keep the best checkpoint (``model``'s weights, the evaluated ones) and
+    its validation predictions."""
     pd.DataFrame(state["history"]).to_csv(run / "metrics.csv", index=False)
     key = parts.objective.score_key
     score = row[key] if not math.isnan(row[key]) else -row["train_loss"]
@@ -576,8 +589,7 @@ def _log_epoch(run: Path, state: dict, row: dict, preds: list, idx: np.ndarray, 
                                                  for k, v in row.items()), flush=True)
     if score > state["best"]:
         state["best"] = score
-        weights = (ema.module if ema is not None else model).state_dict()
-        atomic_save({"model": weights, "epoch": row["epoch"], "score": score}, run / "checkpoints" / "best.pt")
+        atomic_save({"model": model.state_dict(), "epoch": row["epoch"], "score": score}, run / "checkpoints" / "best.pt")
         if len(idx):
             parts.objective.save_oof(run, preds, idx, parts.index)
 
