@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from aslkit import constants as C
-from aslkit.paths import input_root, project_root, resolve_data_dir
+from aslkit.paths import input_root, project_root, resolve_data_dir, synthetic_dir
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_synthetic_generated_on_first_use_then_reused(root, tmp_path_factory, ca
     empty = tmp_path_factory.mktemp("no_kaggle")
     src = resolve_data_dir(C.SLUG_FS, synth_size="ci", kaggle_input=empty)
     assert (src.origin, src.is_real) == ("synthetic", False)
-    assert src.path == root / "input" / "synthetic" / C.SLUG_FS and (src.path / "train.csv").is_file()
+    assert src.path == root / "input" / "synthetic" / f"{C.SLUG_FS}-ci" and (src.path / "train.csv").is_file()
     assert "generating synthetic" in capsys.readouterr().out
     mtime = (src.path / "train.csv").stat().st_mtime_ns
     resolve_data_dir(C.SLUG_FS, synth_size="ci", kaggle_input=empty)
@@ -56,3 +56,15 @@ def test_explicit_dir_without_data_is_an_error(tmp_path):
         resolve_data_dir(C.SLUG_SIGNS, data_dir=tmp_path)
     with pytest.raises(ValueError, match="unknown competition"):
         resolve_data_dir("asl-other")
+
+
+def test_sizes_keep_their_own_synthetic_copy_and_cache(root, tmp_path_factory):
+    from aslkit.prepare import default_out_dir
+    quick = synthetic_dir(C.SLUG_SIGNS, "quick")
+    assert quick == root / "input" / "synthetic" / C.SLUG_SIGNS
+    (quick / "marker").parent.mkdir(parents=True)
+    (quick / "marker").write_text("quick data")
+    ci = resolve_data_dir(C.SLUG_SIGNS, synth_size="ci", kaggle_input=tmp_path_factory.mktemp("none")).path
+    assert ci == root / "input" / "synthetic" / f"{C.SLUG_SIGNS}-ci" and (quick / "marker").is_file()
+    assert default_out_dir(C.SLUG_SIGNS, "islr", ci) != default_out_dir(C.SLUG_SIGNS, "islr", quick)
+    assert default_out_dir(C.SLUG_SIGNS, "islr", quick) == root / "input" / "prepared" / C.SLUG_SIGNS / "islr"

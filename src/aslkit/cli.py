@@ -19,14 +19,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from aslkit.paths import input_root
+    from aslkit.paths import synthetic_dir
     from aslkit.synth import generate
     flags = {k: v for k, v in (("task", args.task), ("out", args.out), ("size", args.size), ("seed", args.seed),
                                ("workers", args.workers)) if v is not None}
     if args.overwrite:
         flags["overwrite"] = True
     cfg = make_config(SynthConfig, args.preset, {**flags, **parse_overrides(args.overrides)})
-    out = cfg.out or str(input_root() / "synthetic" / cfg.task)
+    out = cfg.out or str(synthetic_dir(cfg.task, cfg.size))
     print(f"synth: {to_dict(cfg)}", flush=True)
     path = generate(cfg.task, out, size=cfg.size, seed=cfg.seed, workers=cfg.workers or None, overwrite=cfg.overwrite)
     from aslkit.synth import synthetic_info
@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="write a synthetic dataset in the exact Kaggle layout",
                        description="Generate realistic synthetic landmark data in the Kaggle download layout.")
     p.add_argument("--task", choices=C.SLUGS, default=None, help="competition (default asl-signs)")
-    p.add_argument("--out", default=None, help="output folder (default input/synthetic/<task>)")
+    p.add_argument("--out", default=None, help="output folder (default input/synthetic/<task>, <task>-<size> "
+                                                          "for sizes other than quick)")
     p.add_argument("--size", choices=PROFILES, default=None, help="ci (seconds), quick (< 1 min), full (real scale)")
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same files)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")

@@ -1,7 +1,8 @@
 """Where data and outputs live: the project root, ``input/``, ``logs/``, and the data-directory resolution order.
 
 Resolution of a competition's data directory, in order: an explicit path → ``input/<slug>/`` → ``/kaggle/input/<slug>/``
-→ the synthetic copy ``input/synthetic/<slug>/``, generated on first use. The choice is always printed.
+→ the synthetic copy ``input/synthetic/<slug>/`` (``<slug>-<size>/`` for sizes other than quick), generated on
+first use. The choice is always printed.
 """
 from __future__ import annotations
 
@@ -96,9 +97,15 @@ def _find(slug: str, data_dir: str | Path | None, kaggle_input: Path) -> DataSou
     return None
 
 
+def synthetic_dir(slug: str, size: str) -> Path:
+    """Where the synthetic copy of one size lives: ``input/synthetic/<slug>`` for ``quick`` (the default profile),
+    ``input/synthetic/<slug>-<size>`` for the others, so that a ``ci`` run never overwrites the ``quick`` data."""
+    return input_root() / "synthetic" / (slug if size == "quick" else f"{slug}-{size}")
+
+
 def _synthetic(slug: str, size: str, seed: int, verbose: bool) -> DataSource:
     from aslkit.synth.writer import generate, synthetic_info
-    path = input_root() / "synthetic" / slug
+    path = synthetic_dir(slug, size)
     info = synthetic_info(path)
     if info is None or info.get("size") != size or info.get("seed") != seed or not (path / "train.csv").is_file():
         if verbose:

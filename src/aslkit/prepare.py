@@ -42,7 +42,7 @@ class PrepareConfig:
 
     task: str = C.SLUG_SIGNS
     data_dir: str = ""           # empty: paths.resolve_data_dir (input/, /kaggle/input, else synthetic)
-    out_dir: str = ""            # empty: input/prepared/<task>/<subset>
+    out_dir: str = ""            # empty: input/prepared/<data folder name>/<subset> (prepare.default_out_dir)
     subset: str = "islr"         # a key of constants.CACHE_SUBSETS
     shard_size: int = 2000       # sequences per shard (on average)
     workers: int = 0             # 0: all cores
@@ -127,16 +127,17 @@ def check_config(cfg: PrepareConfig) -> None:
             raise ValueError(f"{name} must be at least {low}, got {getattr(cfg, name)}")
 
 
-def default_out_dir(task: str, subset: str) -> Path:
-    """``input/prepared/<task>/<subset>``."""
-    return input_root() / "prepared" / task / subset
+def default_out_dir(task: str, subset: str, data_dir: str | Path | None = None) -> Path:
+    """``input/prepared/<name of the data folder>/<subset>`` (``<task>`` when not given): the real download and the
+    quick synthetic copy are ``<task>``, other synthetic sizes ``<task>-<size>``, so each keeps its own cache."""
+    return input_root() / "prepared" / (Path(data_dir).name if data_dir else task) / subset
 
 
 def resolve_config(cfg: PrepareConfig) -> PrepareConfig:
     """A checked copy of ``cfg`` with ``data_dir`` and ``out_dir`` filled in as absolute paths."""
     check_config(cfg)
     data = resolve_data_dir(cfg.task, cfg.data_dir or None, synth_size=cfg.synth_size).path
-    out = Path(cfg.out_dir).expanduser().resolve() if cfg.out_dir else default_out_dir(cfg.task, cfg.subset)
+    out = Path(cfg.out_dir).expanduser().resolve() if cfg.out_dir else default_out_dir(cfg.task, cfg.subset, data)
     return replace(cfg, data_dir=str(data), out_dir=str(out))
 
 

@@ -52,7 +52,7 @@ class PrepareFSConfig:
 
     task: str = C.SLUG_FS
     data_dir: str = ""                 # empty: paths.resolve_data_dir (input/, /kaggle/input, else synthetic)
-    out_dir: str = ""                  # empty: input/prepared/asl-fingerspelling/<landmarks>
+    out_dir: str = ""                  # empty: input/prepared/<data folder name>/<landmarks>
     landmarks: str = "fs130"           # a key of FS_LANDMARKS ("fs130": constants.FS_130)
     include_supplemental: bool = False  # also supplemental_landmarks/ (index column source="supplemental")
     workers: int = 0                   # 0: all cores (never more than there are files)
@@ -107,7 +107,7 @@ def resolve_fs_config(cfg: PrepareFSConfig) -> PrepareFSConfig:
     """A checked copy of ``cfg`` with ``data_dir`` and ``out_dir`` filled in as absolute paths."""
     check_fs_config(cfg)
     data = resolve_data_dir(cfg.task, cfg.data_dir or None, synth_size=cfg.synth_size).path
-    out = Path(cfg.out_dir).expanduser().resolve() if cfg.out_dir else default_out_dir(cfg.task, cfg.landmarks)
+    out = Path(cfg.out_dir).expanduser().resolve() if cfg.out_dir else default_out_dir(cfg.task, cfg.landmarks, data)
     return replace(cfg, data_dir=str(data), out_dir=str(out))
 
 
