@@ -10,8 +10,8 @@ from aslkit import constants as C
 from aslkit.config import make_config
 from aslkit.families import build_augment, build_modules
 from aslkit.families.conv1d import PRESETS, Conv1DAugmentConfig, conv1d_augment
-from aslkit.features_conv1d import (FEATURE_DIM, N_POINTS, Conv1DFeatureConfig, Conv1DFeatures, check_max_len,
-                                    fix_quotient, floor_div)
+from aslkit.features import fix_quotient, floor_div
+from aslkit.features_conv1d import FEATURE_DIM, N_POINTS, Conv1DFeatureConfig, Conv1DFeatures, check_max_len
 from aslkit.models.conv1d import (CausalDepthwiseConv1d, Conv1DConfig, Conv1DNet, LateDropout, MaskedBatchNorm,
                                   set_epoch)
 from aslkit.train import make_train_config

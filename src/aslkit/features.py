@@ -150,6 +150,20 @@ def masked_linear_resample(f: torch.Tensor, valid: torch.Tensor, length: int) ->
     return out * has.unsqueeze(-1), has
 
 
+def floor_div(num: torch.Tensor, den: int) -> torch.Tensor:
+    """``floor(num / den)`` of integer-valued float ``num`` (exact below 2**24), exact in the float16 TFLite build
+    too, where the converter multiplies by a float16 reciprocal of ``den`` (see ``fix_quotient``)."""
+    return fix_quotient(num, torch.floor(num / float(den)), den)
+
+
+def fix_quotient(num: torch.Tensor, q: torch.Tensor, den: int, corrections: int = 2) -> torch.Tensor:
+    """``floor(num / den)`` from an estimate ``q`` that is at most ``corrections`` off, using exact integer products
+    (an estimate through a float16 reciprocal is at most 1 off for quotients below about 2,000, 2 below 4,000)."""
+    for _ in range(corrections):
+        q = q + (num >= (q + 1.0) * den).to(num.dtype) - (num < q * den).to(num.dtype)
+    return q
+
+
 def nan_to_zero(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``x`` ``[..., 3]`` with NaN points set to 0, and the point validity ``[...]`` (1 when all 3 are finite)."""
     valid = 1.0 - torch.isnan(x.sum(-1)).to(x.dtype)

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
+from aslkit.features import floor_div
 
 MIN_SCALE = 1e-3          # lower bound of the normalisation scale (image units)
 CENTRE_FALLBACK = 0.5     # centre in x and y when the lower-lip point is never seen
@@ -63,20 +64,6 @@ def check_max_len(max_len: int) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Graph helpers
 # ---------------------------------------------------------------------------------------------------------------
-def floor_div(num: torch.Tensor, den: int) -> torch.Tensor:
-    """``floor(num / den)`` of integer-valued float ``num`` (exact below 2**24), exact in the float16 TFLite build
-    too, where the converter multiplies by a float16 reciprocal of ``den`` (see ``fix_quotient``)."""
-    return fix_quotient(num, torch.floor(num / float(den)), den)
-
-
-def fix_quotient(num: torch.Tensor, q: torch.Tensor, den: int, corrections: int = 2) -> torch.Tensor:
-    """``floor(num / den)`` from an estimate ``q`` that is at most ``corrections`` off, using exact integer products
-    (an estimate through a float16 reciprocal is at most 1 off for quotients below about 2,000, 2 below 4,000)."""
-    for _ in range(corrections):
-        q = q + (num >= (q + 1.0) * den).to(num.dtype) - (num < q * den).to(num.dtype)
-    return q
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The module
 # ---------------------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
-from aslkit.features import nan_to_zero
+from aslkit.features import floor_div, nan_to_zero
 
 ASPECT = 1.898
 MIN_SCALE = 1e-3
@@ -131,10 +131,11 @@ def select_frames(x: np.ndarray, max_frames: int) -> np.ndarray:
 
 def padded_frame_positions(x: torch.Tensor, max_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Graph version of ``frame_positions`` for ``x`` ``[T, ...]`` with a static output length: source frame of
-    each of the ``max_frames`` rows (clamped to ``T - 1``) and whether the row is a real frame (``i < T``)."""
+    each of the ``max_frames`` rows (clamped to ``T - 1``) and whether the row is a real frame (``i < T``); the
+    quotient is exact in float16 builds too (``floor_div``)."""
     t = torch.ones_like(x[:, 0, 0]).sum()                                     # T as a float tensor (no Shape op)
     i = torch.arange(max_frames, dtype=x.dtype, device=x.device)
-    pos = torch.floor(i * torch.clamp(t, min=float(max_frames)) / max_frames)
+    pos = floor_div(i * torch.clamp(t, min=float(max_frames)), max_frames)
     return torch.minimum(pos, t - 1).long(), i < t
 
 
