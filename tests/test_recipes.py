@@ -73,8 +73,8 @@ def test_classification_teacher_term_is_added_on_the_same_batch():
     obj = ClassificationObjective()
     _, base = obj.train_step(model, x, y, np.random.default_rng(0))
     _, with_kd = obj.train_step(model, x, y, np.random.default_rng(0), [TeacherTerm(teacher, "kd", 0.5, 2.0)])
-    assert float(with_kd - base) == pytest.approx(0.5 * float(kd_per_sample(model(x), teacher(x), 2.0).mean()),
-                                                  rel=1e-5)
+    expected = 0.5 * kd_per_sample(model(x), teacher(x), 2.0).mean()
+    assert (with_kd - base).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def _ctc(distill: bool) -> CTCEncoder:
