@@ -45,6 +45,15 @@ def _resolve(ov: dict, root: Path) -> dict:
     return {k: str(root / v[1:]) if isinstance(v, str) and v.startswith("@") else v for k, v in ov.items()}
 
 
+def _done(run: Path) -> bool:
+    """True when the run logged every epoch of its config."""
+    from aslkit.config import load_config
+    from aslkit.train import TrainConfig
+    if not (run / "metrics.csv").is_file():
+        return False
+    return len(pd.read_csv(run / "metrics.csv")) >= load_config(TrainConfig, run / "config.yaml").optim.epochs
+
+
 def _best(run: Path) -> float:
     """Best validation score of a run (val_acc or val_score)."""
     m = pd.read_csv(run / "metrics.csv")
@@ -80,7 +89,7 @@ def table(root: Path) -> pd.DataFrame:
                      "compared with": ref_name, "reference": None if ref is None else round(ref, 4),
                      "change": None if ref is None else round(score - ref, 4)})
 
-    done = {n for n in VARIANTS if (root / n / "metrics.csv").is_file()}
+    done = {n for n in VARIANTS if _done(root / n)}
     for n in VARIANTS:
         if n in done:
             ref = VARIANTS[n][1]
@@ -89,12 +98,12 @@ def table(root: Path) -> pd.DataFrame:
         soup = json.loads((root / "baseline" / "soup.json").read_text())
         add(f"model soup of epochs {soup['epochs'][0]}-{soup['epochs'][-1]}", root / "baseline", soup["val_acc"],
             "baseline", soup["best_epoch_val_acc"])
-    if (root / "mean_teacher" / "student" / "metrics.csv").is_file():
+    if _done(root / "mean_teacher" / "student"):
         add("student (hidden 64) trained alongside the mean teacher", root / "mean_teacher" / "student",
             _best(root / "mean_teacher" / "student"), "small", _best(root / "small") if "small" in done else None)
     for k, ref in ((2, "baseline"), (3, "layers2")):
         st = root / "kd" / f"stage{k}"
-        if (st / "metrics.csv").is_file():
+        if _done(st):
             add(f"KD stage {k} ({'3 layers, KD from stage 1' if k == 2 else '2 layers from stage 2, KD'})", st,
                 _best(st), ref, _best(root / ref) if ref in done else None)
     return pd.DataFrame(rows)
