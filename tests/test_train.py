@@ -85,13 +85,30 @@ def test_resume_after_sigkill_equals_uninterrupted(cache, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_ddp_two_cpu_ranks_agree(cache, tmp_path):
+def _torchrun_two_ranks(cache: Path, tmp_path: Path, name: str, *extra: str) -> tuple[Path, list[dict]]:
+    """A 2-epoch ci run on two CPU ranks; its folder and each rank's weight checksums."""
     torchrun = Path(sys.executable).parent / "torchrun"
     args = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "aslkit", "train", "--preset", "ci",
-            *TINY, f"prepared_dir={cache}", "optim.epochs=2", "run_name=ddp"]
+            *TINY, f"prepared_dir={cache}", "optim.epochs=2", f"run_name={name}", *extra]
     res = subprocess.run(args, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    run = tmp_path / "logs" / "ddp"
-    sums = [float(pd.read_json(run / f"rank{r}.json", typ="series")["param_sum"]) for r in (0, 1)]
-    assert sums[0] == sums[1]
+    run = tmp_path / "logs" / name
+    return run, [pd.read_json(run / f"rank{r}.json", typ="series").to_dict() for r in (0, 1)]
+
+
+def test_ddp_two_cpu_ranks_agree(cache, tmp_path):
+    run, ranks = _torchrun_two_ranks(cache, tmp_path, "ddp")
+    assert ranks[0]["param_sum"] == ranks[1]["param_sum"]
+    assert "student_param_sum" not in ranks[0]
     assert len(pd.read_csv(run / "metrics.csv")) == 2
+
+
+def test_ddp_mean_teacher_with_student_and_soup(cache, tmp_path):
+    """The I6 recipe under DDP: teacher and student weights agree across ranks, the student logs every epoch."""
+    run, ranks = _torchrun_two_ranks(cache, tmp_path, "ddp_i6", "recipe.mean_teacher=true", "optim.ema_decay=0.97",
+                                     "recipe.ousm_k=2", "recipe.soup_last=2", "recipe.student={hidden: 16}")
+    assert ranks[0]["param_sum"] == ranks[1]["param_sum"]
+    assert ranks[0]["student_param_sum"] == ranks[1]["student_param_sum"]
+    assert ranks[0]["student_param_sum"] != ranks[0]["param_sum"]
+    assert len(pd.read_csv(run / "student" / "metrics.csv")) == 2
+    assert (run / "soup.json").is_file() and (run / "checkpoints" / "soup.pt").is_file()

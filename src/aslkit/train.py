@@ -476,7 +476,7 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
         if cfg.recipe.soup_last:
             make_soup(run, cfg, eval_model_of(model, ema), val_loader, parts, d.device)
     if d.world > 1:
-        _write_rank_summary(run, model, d)
+        _write_rank_summary(run, model, d, None if student is None else student.model)
         dist.destroy_process_group()
     return run
 
@@ -615,7 +615,11 @@ def _restore(path: Path, model, optimizer, scheduler, ema, scaler) -> dict:
     return {"epoch": ck["epoch"], "best": ck["best"], "history": json.loads(ck["history"])}
 
 
-def _write_rank_summary(run: Path, model: nn.Module, d: Dist) -> None:
-    """Each DDP rank writes a checksum of its final weights (they must agree)."""
-    total = float(sum(p.detach().double().sum() for p in model.parameters()))
-    (run / f"rank{d.rank}.json").write_text(json.dumps({"rank": d.rank, "param_sum": total}))
+def _write_rank_summary(run: Path, model: nn.Module, d: Dist, student: nn.Module | None = None) -> None:
+    """Each DDP rank writes a checksum of its final weights, and of its student's (they must agree)."""
+    def total(m: nn.Module) -> float:
+        return float(sum(p.detach().double().sum() for p in m.parameters()))
+    record = {"rank": d.rank, "param_sum": total(model)}
+    if student is not None:
+        record["student_param_sum"] = total(student)
+    (run / f"rank{d.rank}.json").write_text(json.dumps(record))
