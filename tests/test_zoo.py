@@ -127,12 +127,22 @@ def test_class_weights_favour_missed_and_confused_classes():
     w = class_weights(logits, labels, power=1.0, num_classes=4)
     assert w.mean() == pytest.approx(1.0)
     assert w[0] > w[2] and w[1] > w[2] and w[2] == pytest.approx(w[3])
-    assert w[1] == pytest.approx(w[0])                        # class 1: 1 miss of 2; class 0: 1 false positive of 2
+    assert w[1] / w[2] == pytest.approx(1.5)                  # class 1: 1 miss of 2 samples
+    assert w[0] / w[2] == pytest.approx(4 / 3)                # class 0: 1 false positive of 3 predictions
     weighted = ClassificationObjective(0.0, None, w)
     out = torch.zeros(2, 4)
     loss0 = weighted.loss(out, torch.tensor([0, 0]), None, reduction="sum")
     loss2 = weighted.loss(out, torch.tensor([2, 2]), None, reduction="sum")
     assert loss0 / loss2 == pytest.approx(w[0] / w[2], rel=1e-5)
+
+
+def test_class_weights_stay_bounded_when_one_class_absorbs_the_predictions():
+    labels = np.arange(10).repeat([1] + [5] * 9)              # class 0 has one sample ...
+    logits = np.zeros((len(labels), 10))
+    logits[:, 0] = 1.0                                        # ... and every sample is predicted as class 0
+    w = class_weights(logits, labels, power=2.0, num_classes=10)
+    assert w.max() / w.min() <= 3.0 ** 2
+    assert w[0] < w[1]                                        # 49 false positives weigh less than missing them all
 
 
 def test_set_epoch_reaches_submodules():

@@ -313,16 +313,16 @@ def build_signs(cfg, prepared: Any = None) -> TaskParts:
 
 def class_weights(logits: np.ndarray, labels: np.ndarray, power: float = 1.0, num_classes: int = 250) -> np.ndarray:
     """Per-class cross-entropy weights ``(1 + missed + false positives) ** power`` from validation logits, scaled to
-    mean 1: ``missed`` = share of the class's samples predicted as another class, ``false positives`` = samples of
-    other classes predicted as this one per sample of the class (the classes it is confused with). Classes without
-    validation samples get the weight of a class with no errors."""
+    mean 1: ``missed`` = share of the class's samples predicted as another class (1 − recall), ``false positives`` =
+    share of the predictions of this class that belong to another class (1 − precision, the classes it is confused
+    with). Both are rates, so a weight is at most ``3 ** power`` times another's, even when a class absorbs many
+    predictions. Classes without validation samples or predictions count as making no errors of that kind."""
     pred = logits.argmax(1)
     n = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    missed = np.bincount(labels[pred != labels], minlength=num_classes)
-    false_pos = np.bincount(pred[pred != labels], minlength=num_classes)
-    seen = n > 0
-    err = np.where(seen, (missed + false_pos) / np.maximum(n, 1), 0.0)
-    w = (1.0 + err) ** power
+    n_pred = np.bincount(pred, minlength=num_classes).astype(np.float64)
+    missed = np.bincount(labels[pred != labels], minlength=num_classes) / np.maximum(n, 1)
+    false_pos = np.bincount(pred[pred != labels], minlength=num_classes) / np.maximum(n_pred, 1)
+    w = (1.0 + missed + false_pos) ** power
     return (w / w.mean()).astype(np.float32)
 
 

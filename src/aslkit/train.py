@@ -72,7 +72,7 @@ class LossConfig:
     manifold_mixup_p: float = 0.0    # share of training batches mixed inside the model
     manifold_alpha: float = 0.4
     class_weights_from: str = ""     # a run folder with oof.csv + oof_logits.npy; empty: unweighted
-    class_weight_power: float = 1.0  # weights = (1 + missed + false-positive rate) ** power, mean 1
+    class_weight_power: float = 1.0  # weights = (1 + (1 - recall) + (1 - precision)) ** power, mean 1
 
 
 @dataclass
