@@ -2,7 +2,9 @@
 every run): each recipe is one switch on top of the same baseline, and its row compares with the run it changes.
 
 Runs go to logs/recipes_quick/<name>/ (finished runs are kept, unfinished ones resumed); the table is printed and
-written to logs/recipes_quick/recipes_table.md. ``--only a,b`` runs a subset (in this order of priority).
+written to logs/recipes_quick/recipes_table.md. ``--only a,b`` runs a subset (in this order of priority). The
+Optuna row is read from logs/recipes_quick/tune/ when that study exists (``aslkit tune --preset quick --trials 4
+--study logs/recipes_quick/tune model_name=transformer fold=0 seed=42``).
 """
 from __future__ import annotations
 
@@ -101,6 +103,11 @@ def table(root: Path) -> pd.DataFrame:
     if _done(root / "mean_teacher" / "student"):
         add("student (hidden 64) trained alongside the mean teacher", root / "mean_teacher" / "student",
             _best(root / "mean_teacher" / "student"), "small", _best(root / "small") if "small" in done else None)
+    if (root / "tune" / "best.json").is_file():
+        best = json.loads((root / "tune" / "best.json").read_text())
+        add(f"Optuna TPE on the `signs` space: best of {best['finished_trials']} trials", root / best["run"],
+            best["value"], "baseline",
+            _best(root / "baseline") if "baseline" in done else None)
     for k, ref in ((2, "baseline"), (3, "layers2")):
         st = root / "kd" / f"stage{k}"
         if _done(st):
@@ -109,9 +116,18 @@ def table(root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _cell(column: str, v: object) -> str:
+    """Scores as percentages, changes as signed points."""
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return ""
+    if column in ("score", "reference"):
+        return f"{100 * float(v):.1f} %"
+    return f"{100 * float(v):+.1f}" if column == "change" else str(v)
+
+
 def _markdown(t: pd.DataFrame) -> str:
     """A GitHub markdown table of ``t``."""
-    cells = [[str(c) for c in t.columns]] + [["" if pd.isna(v) else str(v) for v in r] for r in t.itertuples(index=False)]
+    cells = [[str(c) for c in t.columns]] + [[_cell(c, v) for c, v in zip(t.columns, r)] for r in t.itertuples(index=False)]
     lines = ["| " + " | ".join(r) + " |" for r in cells]
     return "\n".join(lines[:1] + ["|" + "---|" * len(t.columns)] + lines[1:]) + "\n"
 
