@@ -85,6 +85,25 @@ def test_resume_after_sigkill_equals_uninterrupted(cache, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_on_epoch_sees_each_row_and_can_stop_the_run_resumably(cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("ASLKIT_ROOT", str(tmp_path))
+    cfg = make_train_config("ci", [*TINY, f"prepared_dir={cache}", "run_name=stopped"])
+    seen = []
+
+    def stop_after_two(row: dict) -> None:
+        seen.append(row)
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt("enough")
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, on_epoch=stop_after_two)
+    run = tmp_path / "logs" / "stopped"
+    assert [r["epoch"] for r in seen] == [1, 2] and "val_acc" in seen[0]
+    assert len(pd.read_csv(run / "metrics.csv")) == 2
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 2
+    train(resume=run)
+    assert len(pd.read_csv(run / "metrics.csv")) == 4
+
+
 def _torchrun_two_ranks(cache: Path, tmp_path: Path, name: str, *extra: str) -> tuple[Path, list[dict]]:
     """A 2-epoch ci run on two CPU ranks; its folder and each rank's weight checksums."""
     torchrun = Path(sys.executable).parent / "torchrun"

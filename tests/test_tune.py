@@ -13,8 +13,8 @@ import yaml
 from aslkit.cli import build_parser, main
 from aslkit.config import make_config
 from aslkit.prepare import PrepareConfig, prepare_signs
-from aslkit.tune import (SPACES, TuneConfig, check_space, open_study, run_study, search_space, study_folder,
-                         validate_space, validate_spec)
+from aslkit.tune import (SPACES, TuneConfig, check_space, epoch_reporter, open_study, run_study, search_space,
+                         study_folder, validate_space, validate_spec)
 
 TINY = {"optim.epochs": 1, "optim.batch_size": 16, "max_train_samples": 32, "model.hidden": 32, "model.layers": 1,
         "model.heads": 2, "model.intermediate": 64, "features.max_len": 16, "seed": 3}
@@ -165,6 +165,56 @@ def test_study_trials_resume_and_command(cache, tmp_path, monkeypatch):
     assert redo.params == study.trials[stale].params and redo.user_attrs["run"] == str(interrupted)
     assert not (folder / f"trial_{redo.number:03d}").exists()
     assert len(pd.read_csv(folder / "trials.csv")) == 5
+
+
+def test_median_pruner_stops_a_trial_below_earlier_ones_at_the_same_epoch():
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=2))
+    first = study.ask()
+    for epoch in (1, 2, 3):
+        first.report(0.9, epoch)
+    study.tell(first, 0.9)
+    trial, reported = study.ask(), set()
+    on_epoch = epoch_reporter(trial, "val_acc", reported)
+    on_epoch({"epoch": 1, "val_acc": float("nan")})            # no validation score: not reported
+    on_epoch({"epoch": 1, "val_acc": 0.1})                     # before 2 epochs: reported, not pruned
+    with pytest.raises(optuna.TrialPruned, match="pruned at epoch 2"):
+        on_epoch({"epoch": 2, "val_acc": 0.1})
+    assert reported == {1, 2}
+    keep = epoch_reporter(study.ask(), "val_acc", set())
+    keep({"epoch": 2, "val_acc": 0.95})                        # above the median: goes on
+
+
+def test_run_study_prunes_a_trial_below_the_median(cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("ASLKIT_ROOT", str(tmp_path))
+    overrides = {**TINY, "optim.epochs": 3, "prepared_dir": str(cache)}
+    cfg = TuneConfig(study_dir="pruned", preset="ci", overrides=overrides, space=SPACE, n_trials=2, seed=1,
+                     pruner="median", prune_startup=1, prune_warmup=1)
+    study, _ = open_study(cfg, search_space(cfg))
+    dists = {k: optuna.distributions.FloatDistribution(v["low"], v["high"], log=v.get("log", False)) for k, v in SPACE.items()
+             if v["type"] == "float"}
+    dists["optim.optimizer"] = optuna.distributions.CategoricalDistribution(["ranger", "adamw"])
+    params = {"optim.lr": 1e-3, "model.dropout": 0.1, "augment.flip_p": 0.1, "optim.optimizer": "adamw"}
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=1.0,
+                                              intermediate_values={1: 1.0, 2: 1.0, 3: 1.0}))
+    study = run_study(cfg)                                     # one more trial: below 1.0 at epoch 1, so pruned
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "PRUNED"]
+    run = Path(study.trials[1].user_attrs["run"])
+    assert len(pd.read_csv(run / "metrics.csv")) == 1 and (run / "checkpoints" / "last.pt").is_file()
+    assert list(pd.read_csv(tmp_path / "logs" / "pruned" / "trials.csv")["state"]) == ["COMPLETE", "PRUNED"]
+
+
+def test_pruner_setting_reaches_the_study(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASLKIT_ROOT", str(tmp_path))
+    cfg = TuneConfig(study_dir="p", preset="ci", space=SPACE, pruner="median", prune_startup=3, prune_warmup=7)
+    study, _ = open_study(cfg, search_space(cfg))
+    assert isinstance(study.pruner, optuna.pruners.MedianPruner)
+    assert study.pruner._n_startup_trials == 3 and study.pruner._n_warmup_steps == 7
+    study, _ = open_study(TuneConfig(**{**cfg.__dict__, "pruner": "none"}), search_space(cfg))
+    assert isinstance(study.pruner, optuna.pruners.NopPruner)
+    with pytest.raises(ValueError, match="pruner must be one of"):
+        open_study(TuneConfig(**{**cfg.__dict__, "pruner": "hyperband"}), search_space(cfg))
+    assert build_parser().parse_args(["tune", "--pruner", "median"]).pruner == "median"
 
 
 def test_tune_help():

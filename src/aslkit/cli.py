@@ -78,7 +78,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from aslkit.tune import TuneConfig, best_record, run_study
     flags = {k: v for k, v in (("study_dir", args.study), ("n_trials", args.trials), ("seed", args.seed),
-                               ("sampler", args.sampler), ("preset", args.preset)) if v is not None}
+                               ("sampler", args.sampler), ("preset", args.preset), ("pruner", args.pruner))
+             if v is not None}
     space = {"space_name": args.space} if args.space else {}
     study = run_study(TuneConfig(**flags, **space, overrides=parse_overrides(args.overrides)))
     best = best_record(study)
@@ -188,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=None, help="total finished trials wanted (default 20)")
     p.add_argument("--sampler", choices=("tpe", "random"), default=None, help="Optuna sampler (default tpe)")
     p.add_argument("--seed", type=int, default=None, help="sampler seed (default 0)")
+    p.add_argument("--pruner", choices=("none", "median"), default=None,
+                   help="stop trials below the median of earlier trials at the same epoch, after 2 trials and 5 "
+                        "epochs (default none)")
     _add_common(p)
     p.set_defaults(func=_cmd_tune)
 

@@ -17,7 +17,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -415,8 +415,11 @@ def predict(model: nn.Module, loader: DataLoader, parts: TaskParts, device: torc
     return preds, (np.concatenate(rows) if rows else np.zeros(0, np.int64)), loss_sum
 
 
-def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, parts: TaskParts | None = None) -> Path:
-    """Train (or ``resume`` the run folder of) one model; returns the run folder."""
+def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, parts: TaskParts | None = None,
+          on_epoch: Callable[[dict], None] | None = None) -> Path:
+    """Train (or ``resume`` the run folder of) one model; returns the run folder. ``on_epoch`` gets each epoch's
+    metrics row on the main process once the epoch's checkpoint is saved; an exception it raises ends the run
+    there, still resumable (how ``aslkit tune`` prunes a trial; single process only)."""
     if resume is not None:
         run = Path(resume)
         cfg = load_config(TrainConfig, run / "config.yaml")
@@ -468,6 +471,8 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
                 student.end_epoch(epoch, val_loader, parts, d)
             state["epoch"] = epoch + 1
             atomic_save(_checkpoint(state, model, optimizer, scheduler, ema, scaler), run / "checkpoints" / "last.pt")
+            if on_epoch is not None:
+                on_epoch(row)
         if d.world > 1:
             dist.barrier()
     if d.main:

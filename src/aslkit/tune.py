@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 SPEC_TYPES = ("float", "int", "categorical")
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random")
+PRUNERS = ("none", "median")
 
 # Named search spaces. Epoch ranges are sized for the ``quick`` profile; fix a key with a base override to leave it
 # out (``aslkit tune --preset ci optim.epochs=2``).
@@ -81,6 +82,10 @@ class TuneConfig:
     direction: str = "maximize"
     sampler: str = "tpe"             # tpe | random
     seed: int = 0                    # sampler seed (offset by the trials already in the study)
+    pruner: str = "none"             # none | median: stop a trial whose epoch score is below the median of earlier
+                                     # trials at that epoch (Optuna's MedianPruner)
+    prune_startup: int = 2           # finished trials before any trial is pruned
+    prune_warmup: int = 5            # epochs a trial runs before it can be pruned
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -283,6 +288,16 @@ def _sampler(cfg: TuneConfig, offset: int) -> "optuna.samplers.BaseSampler":
     return optuna.samplers.TPESampler(seed=seed) if cfg.sampler == "tpe" else optuna.samplers.RandomSampler(seed)
 
 
+def _pruner(cfg: TuneConfig) -> "optuna.pruners.BasePruner":
+    """No pruning, or the median rule after ``prune_startup`` trials and ``prune_warmup`` epochs."""
+    import optuna
+    if cfg.pruner not in PRUNERS:
+        raise ValueError(f"pruner must be one of {PRUNERS}, got {cfg.pruner!r}")
+    if cfg.pruner == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=cfg.prune_startup, n_warmup_steps=cfg.prune_warmup)
+
+
 def open_study(cfg: TuneConfig, space: Mapping[str, Any]) -> tuple["optuna.Study", "optuna.storages.RDBStorage"]:
     """Create ``<study>/study.db`` or load the study already there (ValueError when it was started with another
     preset, base overrides or space); returns the study and its storage."""
@@ -302,7 +317,7 @@ def open_study(cfg: TuneConfig, space: Mapping[str, Any]) -> tuple["optuna.Study
     elif study.user_attrs["setup"] != setup:
         raise ValueError(f"{folder / 'study.db'} holds a study of another setup: {study.user_attrs['setup']}; "
                          f"this one: {setup}. Use another study folder.")
-    study.sampler = _sampler(cfg, len(study.trials))
+    study.sampler, study.pruner = _sampler(cfg, len(study.trials)), _pruner(cfg)
     return study, storage
 
 
@@ -326,27 +341,46 @@ def finished_trials(study: "optuna.Study") -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
+def epoch_reporter(trial: "optuna.Trial", key: str, reported: set[int]) -> Callable[[dict], None]:
+    """``train``'s ``on_epoch`` for a trial: report the epoch's ``key`` and raise ``optuna.TrialPruned`` when the
+    study's pruner says so (the run folder keeps the epochs done)."""
+    import optuna
+
+    def on_epoch(row: dict) -> None:
+        v = row.get(key)
+        if v is None or not math.isfinite(v):
+            return
+        trial.report(v, row["epoch"])
+        reported.add(row["epoch"])
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"trial {trial.number} pruned at epoch {row['epoch']} ({key} {v:.4f})")
+    return on_epoch
+
+
 def make_objective(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]], folder: Path):
-    """``trial -> value``: train the trial's run folder and return its best epoch's score."""
+    """``trial -> value``: train the trial's run folder (reporting every epoch, pruned by the study's pruner) and
+    return its best epoch's score."""
     from aslkit.train import make_train_config, train
     preset, base = preset_of(cfg), base_overrides(cfg)
 
     def objective(trial: "optuna.Trial") -> float:
         params = {key: suggest(trial, key, spec) for key, spec in space.items()}
+        task = make_train_config(preset, {**base, **params}).task
+        reported: set[int] = set()
+        on_epoch = epoch_reporter(trial, score_key(task), reported)
         old = Path(trial.user_attrs.get("resume_run") or folder / "-")
         if (old / "checkpoints" / "last.pt").is_file():
             trial.set_user_attr("run", str(old))
             print(f"trial {trial.number}: continuing {old}", flush=True)
-            run = train(resume=old)
-            task = make_train_config(preset, {**base, **params}).task
+            run = train(resume=old, on_epoch=on_epoch)
         else:
             tcfg = make_train_config(preset, {**base, **params, "run_name": str(folder / f"trial_{trial.number:03d}")})
             trial.set_user_attr("run", tcfg.run_name)
             print(f"trial {trial.number}: {params}", flush=True)
-            run, task = train(tcfg), tcfg.task
+            run = train(tcfg, on_epoch=on_epoch)
         value, per_epoch = run_score(run, score_key(task), cfg.direction)
-        for step, v in enumerate(per_epoch, 1):
-            if math.isfinite(v):
+        for step, v in enumerate(per_epoch, 1):       # epochs of an interrupted earlier attempt
+            if math.isfinite(v) and step not in reported:
                 trial.report(v, step)
         return value
     return objective
