@@ -34,6 +34,8 @@ VARIANTS: dict[str, tuple[dict, str, str]] = {
     "ema": ({**SIGNS, "optim.ema_decay": 0.99}, "baseline", "EMA 0.99 of the weights"),
     "smooth0": ({**SIGNS, "optim.label_smoothing": 0.0}, "baseline", "label smoothing 0 instead of 0.2"),
     "weighted": ({**SIGNS, "loss.class_weights_from": "@baseline"}, "baseline", "weighted CE from the baseline's OOF"),
+    "weighted_half": ({**SIGNS, "loss.class_weights_from": "@baseline", "loss.class_weight_power": 0.5}, "baseline",
+                      "weighted CE, weight power 0.5"),
     "layers2": ({**SIGNS, "model.layers": 2}, "", "2-layer transformer from the labels"),
     "fs_teacher": ({**FS}, "", "F5 CTC encoder quick (dim 128, 3 layers)"),
     "fs_small": ({**FS, **FS_SMALL}, "", "CTC encoder dim 64, 2 layers, from the labels"),
