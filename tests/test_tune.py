@@ -14,7 +14,7 @@ from aslkit.cli import build_parser, main
 from aslkit.config import make_config
 from aslkit.prepare import PrepareConfig, prepare_signs
 from aslkit.tune import (SPACES, TuneConfig, check_space, epoch_reporter, open_study, run_study, search_space,
-                         study_folder, validate_space, validate_spec)
+                         study_folder, suggest, validate_space, validate_spec)
 
 TINY = {"optim.epochs": 1, "optim.batch_size": 16, "max_train_samples": 32, "model.hidden": 32, "model.layers": 1,
         "model.heads": 2, "model.intermediate": 64, "features.max_len": 16, "seed": 3}
@@ -191,12 +191,12 @@ def test_run_study_prunes_a_trial_below_the_median(cache, tmp_path, monkeypatch)
     cfg = TuneConfig(study_dir="pruned", preset="ci", overrides=overrides, space=SPACE, n_trials=2, seed=1,
                      pruner="median", prune_startup=1, prune_warmup=1)
     study, _ = open_study(cfg, search_space(cfg))
-    dists = {k: optuna.distributions.FloatDistribution(v["low"], v["high"], log=v.get("log", False)) for k, v in SPACE.items()
-             if v["type"] == "float"}
-    dists["optim.optimizer"] = optuna.distributions.CategoricalDistribution(["ranger", "adamw"])
-    params = {"optim.lr": 1e-3, "model.dropout": 0.1, "augment.flip_p": 0.1, "optim.optimizer": "adamw"}
-    study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=1.0,
-                                              intermediate_values={1: 1.0, 2: 1.0, 3: 1.0}))
+    first = study.ask()                                        # an earlier trial that scored 1.0 at every epoch
+    for key, spec in search_space(cfg).items():
+        suggest(first, key, spec)
+    for epoch in (1, 2, 3):
+        first.report(1.0, epoch)
+    study.tell(first, 1.0)
     study = run_study(cfg)                                     # one more trial: below 1.0 at epoch 1, so pruned
     assert [t.state.name for t in study.trials] == ["COMPLETE", "PRUNED"]
     run = Path(study.trials[1].user_attrs["run"])

@@ -365,20 +365,19 @@ def make_objective(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]], fold
 
     def objective(trial: "optuna.Trial") -> float:
         params = {key: suggest(trial, key, spec) for key, spec in space.items()}
-        task = make_train_config(preset, {**base, **params}).task
+        tcfg = make_train_config(preset, {**base, **params, "run_name": str(folder / f"trial_{trial.number:03d}")})
         reported: set[int] = set()
-        on_epoch = epoch_reporter(trial, score_key(task), reported)
+        on_epoch = epoch_reporter(trial, score_key(tcfg.task), reported)
         old = Path(trial.user_attrs.get("resume_run") or folder / "-")
         if (old / "checkpoints" / "last.pt").is_file():
             trial.set_user_attr("run", str(old))
             print(f"trial {trial.number}: continuing {old}", flush=True)
             run = train(resume=old, on_epoch=on_epoch)
         else:
-            tcfg = make_train_config(preset, {**base, **params, "run_name": str(folder / f"trial_{trial.number:03d}")})
             trial.set_user_attr("run", tcfg.run_name)
             print(f"trial {trial.number}: {params}", flush=True)
             run = train(tcfg, on_epoch=on_epoch)
-        value, per_epoch = run_score(run, score_key(task), cfg.direction)
+        value, per_epoch = run_score(run, score_key(tcfg.task), cfg.direction)
         for step, v in enumerate(per_epoch, 1):       # epochs of an interrupted earlier attempt
             if math.isfinite(v) and step not in reported:
                 trial.report(v, step)
