@@ -9,15 +9,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tflite_latency import call_ms, latency_ms  # noqa: E402
 
-from aslkit.export import export_onnx, onnx_to_saved_model, saved_model_to_tflite  # noqa: E402
-from aslkit.models.cnn import use_shifted_depthwise  # noqa: E402
+from aslkit.export import export_onnx, onnx_to_saved_model, saved_model_to_tflite
+from aslkit.tasks.signs.families.cnn.model import use_shifted_depthwise
 
 # (name, channels, height, width, kernel, stride): depthwise layers of EfficientNet-B0 on a 160 x 80 image
 LAYERS = [("b0 blocks.0 k3 s1", 32, 80, 40, 3, 1), ("b0 blocks.1.0 k3 s2", 96, 80, 40, 3, 2),
@@ -67,8 +66,9 @@ def layer_table(calls: int, tmp: Path) -> None:
 def family_table(presets: list[str], forms: list[str], calls: int, tmp: Path, overrides: list[str]) -> None:
     """One row per preset: parameters, TFLite size and median / p95 ms at T = 38 of both forms and builds."""
     from aslkit import constants as C
-    from aslkit.export import GraderModel
-    from aslkit.train import make_train_config, signs_modules
+    from aslkit.tasks.registry import build_modules as signs_modules
+    from aslkit.tasks.signs.graph import GraderModel
+    from aslkit.train import make_train_config
     print("\nCNN family grader model at T = 38 (30 % NaN left hand), median / p95 ms per sequence")
     print(f"{'preset':8s} {'form':8s} {'params M':>9s} {'f32 MB':>7s} {'f16 MB':>7s} {'float32':>14s} "
           f"{'float16':>14s}")

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+from tflite_latency import call_ms  # noqa: E402  (same folder: run as a script)
 
 from aslkit import constants as C
 from aslkit.data.fs import landmarks_to_blocks
 from aslkit.export import export_onnx, onnx_to_saved_model, saved_model_to_tflite
 from aslkit.paths import resolve_data_dir
-from aslkit.prepare_fs import PrepareFSConfig, build_fs_cache
-from tflite_latency import call_ms  # noqa: E402  (same folder: run as a script)
+from aslkit.tasks.fingerspelling.prepare import PrepareFSConfig, build_fs_cache
 
 LENGTHS = (32, 160, 400, 800)
 
@@ -49,8 +49,8 @@ def build_untrained(preset: str, out: Path) -> dict[str, Path]:
     """Convert an untrained fingerspelling model of ``preset`` (the same graph as a trained one)."""
     import torch
 
-    from aslkit.export_fs import FSGraderModel
-    from aslkit.tasks import fs_modules
+    from aslkit.tasks.fingerspelling.export import FSGraderModel
+    from aslkit.tasks.fingerspelling.families.ctc import build_modules as fs_modules
     from aslkit.train import make_train_config
     features, model = fs_modules(make_train_config(preset, {"task": C.SLUG_FS}))
     grader = FSGraderModel(features, model.eval(), "a", 3).eval()
@@ -84,7 +84,8 @@ def main() -> None:
         print(f"{'build':8s} {'size MB':>8s} " + " ".join(f"{'T=' + str(t):>15s}" for t in LENGTHS))
         for name, path in builds.items():
             cells = [latency_ms(path, t, args.calls) for t in LENGTHS]
-            print(f"{name:8s} {path.stat().st_size / 2 ** 20:8.2f} " + " ".join(f"{m:7.2f} /{p:6.2f}" for m, p in cells))
+            size = path.stat().st_size / 2 ** 20
+            print(f"{name:8s} {size:8.2f} " + " ".join(f"{m:7.2f} /{p:6.2f}" for m, p in cells))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import pandas as pd
 from aslkit import constants as C
 from aslkit.data.islr import read_train_csv
 from aslkit.paths import resolve_data_dir
-from aslkit.prepare import PrepareConfig, build_cache
+from aslkit.tasks.signs.prepare import PrepareConfig, build_cache
 
 
 def limited_copy(data_dir: Path, limit: int, tmp: Path) -> Path:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from aslkit import constants as C
+from aslkit.distill import distill_chain
 from aslkit.paths import logs_root
-from aslkit.recipes import distill_chain
 from aslkit.train import make_train_config, train
 
 SIGNS = {"model_name": "transformer"}
@@ -52,7 +52,7 @@ def _resolve(ov: dict, root: Path) -> dict:
 def _done(run: Path) -> bool:
     """True when the run logged every epoch of its config."""
     from aslkit.config import load_config
-    from aslkit.train import TrainConfig
+    from aslkit.runs import TrainConfig
     if not (run / "metrics.csv").is_file():
         return False
     return len(pd.read_csv(run / "metrics.csv")) >= load_config(TrainConfig, run / "config.yaml").optim.epochs
@@ -129,7 +129,8 @@ def _cell(column: str, v: object) -> str:
 
 def _markdown(t: pd.DataFrame) -> str:
     """A GitHub markdown table of ``t``."""
-    cells = [[str(c) for c in t.columns]] + [[_cell(c, v) for c, v in zip(t.columns, r)] for r in t.itertuples(index=False)]
+    rows = [[_cell(c, v) for c, v in zip(t.columns, r)] for r in t.itertuples(index=False)]
+    cells = [[str(c) for c in t.columns]] + rows
     lines = ["| " + " | ".join(r) + " |" for r in cells]
     return "\n".join(lines[:1] + ["|" + "---|" * len(t.columns)] + lines[1:]) + "\n"
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from aslkit import constants as C
-from aslkit.synth import generate, synthetic_info
+from aslkit.synth.writer import generate, synthetic_info
 
 
 def folder_mb(path: Path) -> float:

@@ -11,14 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from aslkit.export import export_onnx, onnx_to_saved_model, saved_model_to_tflite, tflite_runner
+from aslkit.export import export_onnx, onnx_to_saved_model, saved_model_to_tflite
+from aslkit.tflite import tflite_runner
 
 
 def grader_module(preset: str, model_name: str):
     """The grader-input module of an untrained model of ``preset`` and family ``model_name``."""
     from aslkit import constants as C
-    from aslkit.export import GraderModel
-    from aslkit.train import make_train_config, signs_modules
+    from aslkit.tasks.registry import build_modules as signs_modules
+    from aslkit.tasks.signs.graph import GraderModel
+    from aslkit.train import make_train_config
     cfg = make_train_config(preset, {"model_name": model_name})
     subset = C.CACHE_SUBSETS["islr"]
     features, model = signs_modules(cfg, subset)
@@ -84,7 +86,7 @@ def main() -> None:
             print_table(f"{name} ({args.preset}, {n_params:.2f} M parameters)",
                         convert_module(module, Path(tmp) / name), args.calls)
         if args.ensemble:
-            from aslkit.ensemble import EnsembleGraderModel
+            from aslkit.tasks.signs.ensemble import EnsembleGraderModel
             ens = EnsembleGraderModel(list(modules.values()), [1 / len(modules)] * len(modules)).eval()
             print_table("ensemble of " + " + ".join(modules), convert_module(ens, Path(tmp) / "ensemble"), args.calls)
 

@@ -9,7 +9,8 @@ import time
 import numpy as np
 
 from aslkit import constants as C
-from aslkit.train import Dist, EpochDataset, build_optimizer, build_task, make_loader, make_train_config
+from aslkit.tasks.registry import build_task
+from aslkit.train import Dist, EpochDataset, build_optimizer, make_loader, make_train_config
 
 
 def _step(parts, model, opt, batch) -> int:

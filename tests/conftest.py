@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from aslkit import constants as C
-from aslkit.synth import generate
+from aslkit.synth.writer import generate
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kaggle_samples"
 SHARED_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "kaggle_samples"

@@ -5,11 +5,21 @@ import numpy as np
 import pytest
 
 from aslkit import constants as C
-from aslkit.augment import (AugmentConfig, Compose, FingerTreeRotation, HorizontalFlip, OneOf, RandomAffine,
-                            RandomTimeInterpolation, SubsetLayout, Transform, default_signs_augment, finger_trees,
-                            resample_time)
 from aslkit.config import make_config
-from aslkit.features import hand_routes
+from aslkit.constants import hand_routes
+from aslkit.tasks.signs.families.transformer.augment import AugmentConfig, default_signs_augment
+from aslkit.transforms import (
+    Compose,
+    FingerTreeRotation,
+    HorizontalFlip,
+    OneOf,
+    RandomAffine,
+    RandomTimeInterpolation,
+    SubsetLayout,
+    Transform,
+    finger_trees,
+    resample_time,
+)
 
 LAYOUT = SubsetLayout.of()
 

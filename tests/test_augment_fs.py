@@ -7,11 +7,22 @@ import numpy as np
 import pytest
 
 from aslkit import constants as C
-from aslkit.augment import HorizontalFlip, RandomAffine
-from aslkit.augment_fs import (FS_GROUPS, FS_LAYOUT, FeatureMask, FingerDrop, FrameBlockMask, FrameNoise,
-                               FSAugmentConfig, RandomResample, SpatialMask, TimeMask, default_fs_augment,
-                               finger_positions, fs_affine_groups, outer_cutmix)
 from aslkit.config import load_config, make_config, save_config
+from aslkit.tasks.fingerspelling.augment import (
+    FS_GROUPS,
+    FS_LAYOUT,
+    FeatureMask,
+    FingerDrop,
+    FrameBlockMask,
+    FrameNoise,
+    FSAugmentConfig,
+    RandomResample,
+    default_fs_augment,
+    finger_positions,
+    fs_affine_groups,
+    outer_cutmix,
+)
+from aslkit.transforms import HorizontalFlip, RandomAffine, SpatialMask, TimeMask
 
 L = FS_LAYOUT
 ALL_P = ("resample_p", "flip_p", "affine_p", "part_affine_p", "noise_p", "finger_drop_p", "block_mask_hands_p",

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from aslkit.cli import build_parser, main
-from aslkit.synth import synthetic_info
+from aslkit.synth.writer import synthetic_info
 
 COMMANDS = ["synth", "data", "prepare", "train", "distill", "tune", "validate", "convert", "submit", "score"]
 
@@ -47,5 +47,5 @@ def test_prepare_command_for_fingerspelling(fs_synth, tmp_path):
     out = tmp_path / "fs_cache"
     assert main(["prepare", "--task", "asl-fingerspelling", "--data-dir", str(fs_synth), "--preset", "ci",
                  f"out_dir={out}", "workers=1"]) == 0
-    from aslkit.prepare_fs import PreparedFS
+    from aslkit.tasks.fingerspelling.prepare import PreparedFS
     assert len(PreparedFS(out)) > 0

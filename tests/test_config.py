@@ -6,8 +6,15 @@ from dataclasses import dataclass, field
 import pytest
 
 from aslkit import config as cfgmod
-from aslkit.config import (DataConfig, SynthConfig, apply_overrides, load_config, make_config, parse_overrides,
-                           save_config)
+from aslkit.config import (
+    DataConfig,
+    SynthConfig,
+    apply_overrides,
+    load_config,
+    make_config,
+    parse_overrides,
+    save_config,
+)
 
 
 @dataclass

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 
 from aslkit.constants import CTC_BLANK
-from aslkit.models.ctc import CTCConfig, CTCEncoder, Rotary, apply_rotary, ctc_loss, greedy_decode
+from aslkit.tasks.fingerspelling.ctc_ops import ctc_loss, greedy_decode
+from aslkit.tasks.fingerspelling.families.ctc.model import CTCConfig, CTCEncoder, Rotary, apply_rotary
 
 SMALL = CTCConfig(dim=32, layers=2, heads=2, dropout=0.0, layerdrop=0.0, max_len=64)
 

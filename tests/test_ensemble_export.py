@@ -10,10 +10,10 @@ import torch
 
 from aslkit.cli import main
 from aslkit.config import make_config
-from aslkit.ensemble import load_ensemble_model
-from aslkit.export import load_grader_model
-from aslkit.prepare import PrepareConfig, prepare_signs
 from aslkit.submit import score_run
+from aslkit.tasks.signs.ensemble import load_ensemble_model
+from aslkit.tasks.signs.graph import load_grader_model
+from aslkit.tasks.signs.prepare import PrepareConfig, prepare_signs
 from aslkit.train import make_train_config, train
 
 SMALL = ["optim.epochs=3", "max_train_samples=160"]
@@ -27,7 +27,8 @@ def ensemble(islr_synth, tmp_path_factory):
     cache = prepare_signs(make_config(PrepareConfig, "ci", {"data_dir": str(islr_synth),
                                                             "out_dir": str(root / "prepared")}))
     runs = [train(make_train_config("ci", SMALL + [f"prepared_dir={cache}", f"model_name={m}",
-                                                   f"run_name={root / 'logs' / m}"])) for m in ("transformer", "conv1d")]
+                                                   f"run_name={root / 'logs' / m}"]))
+            for m in ("transformer", "conv1d")]
     assert main(["convert", "--name", str(root / "logs" / "ens"), *map(str, runs), "parity_limit=0"]) == 0
     yield runs, root / "logs" / "ens"
     mp.undo()

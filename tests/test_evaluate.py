@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 
 from aslkit import constants as C
-from aslkit.evaluate import report_tables, topk_hits, validate
+from aslkit.evaluate import validate
+from aslkit.tasks.signs.evaluate import report_tables, topk_hits
 
 
 def _oof():

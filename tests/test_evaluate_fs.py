@@ -8,8 +8,15 @@ import Levenshtein
 import pandas as pd
 import pytest
 
-from aslkit.evaluate_fs import (constant_baseline, fallback_phrase, fs_report_tables, fs_score, load_fs_oof,
-                                phrase_type, validate_fs)
+from aslkit.tasks.fingerspelling.evaluate import (
+    constant_baseline,
+    fallback_phrase,
+    fs_report_tables,
+    fs_score,
+    load_fs_oof,
+    phrase_type,
+    validate_fs,
+)
 
 
 def test_fs_score_hand_computed():

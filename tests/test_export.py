@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from aslkit.config import make_config
-from aslkit.export import (ConvertConfig, GateError, convert, degenerate_inputs, gate_failures, load_grader_model,
-                           tflite_runner)
-from aslkit.prepare import PrepareConfig, prepare_signs
+from aslkit.export import ConvertConfig, convert, gate_failures
 from aslkit.submit import make_submission, score_run, submit
-from aslkit.train import TrainConfig, make_train_config, train
+from aslkit.tasks.base import degenerate_inputs
+from aslkit.tasks.signs.graph import load_grader_model
+from aslkit.tasks.signs.prepare import PrepareConfig, prepare_signs
+from aslkit.tflite import tflite_runner
+from aslkit.train import make_train_config, train
 
 TINY = ["optim.epochs=2", "optim.batch_size=16", "max_train_samples=64", "model.hidden=32", "model.layers=2",
         "model.heads=2", "model.intermediate=64", "features.max_len=16"]
@@ -79,7 +81,7 @@ def test_deberta_encoder_converts_and_passes_the_gates(converted):
 
 
 def test_onehot_gather_equals_gather():
-    from aslkit.models.transformer import onehot_gather
+    from aslkit.tensor_ops import onehot_gather
     x = torch.randn(3, 5, 8)
     idx = torch.randint(0, 8, (3, 5, 6))
     assert torch.equal(onehot_gather(x, -1, idx), torch.gather(x, -1, idx))

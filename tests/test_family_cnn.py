@@ -11,18 +11,32 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
-from aslkit.augment import SubsetLayout, resample_time
 from aslkit.config import make_config
-from aslkit.export import (GraderModel, degenerate_inputs, export_onnx, onnx_to_saved_model, op_names,
-                           saved_model_to_tflite, tflite_runner, validation_sequences)
-from aslkit.families import build_augment, build_modules, family_module
-from aslkit.families.cnn import (CNNAugmentConfig, PartReplace, PointMasking, TimeMasking, cnn_augment,
-                                 part_positions)
-from aslkit.features_image import MIN_STD, ImageConfig, LandmarkImage, image_points, nearest_indices
-from aslkit.models.cnn import (CNNConfig, ShiftedDepthwiseConv2d, SignCNN, shifted_depthwise,
-                               use_shifted_depthwise)
-from aslkit.prepare import PrepareConfig, prepare_signs
+from aslkit.export import export_onnx, onnx_to_saved_model, saved_model_to_tflite
+from aslkit.tasks.base import degenerate_inputs
+from aslkit.tasks.signs.export import validation_sequences
+from aslkit.tasks.signs.families import FAMILIES
+from aslkit.tasks.signs.families.cnn.augment import (
+    CNNAugmentConfig,
+    PartReplace,
+    PointMasking,
+    TimeMasking,
+    cnn_augment,
+    part_positions,
+)
+from aslkit.tasks.signs.families.cnn.features import MIN_STD, ImageConfig, LandmarkImage, image_points, nearest_indices
+from aslkit.tasks.signs.families.cnn.model import (
+    CNNConfig,
+    ShiftedDepthwiseConv2d,
+    SignCNN,
+    shifted_depthwise,
+    use_shifted_depthwise,
+)
+from aslkit.tasks.signs.graph import GraderModel
+from aslkit.tasks.signs.prepare import PrepareConfig, prepare_signs
+from aslkit.tflite import op_names, tflite_runner
 from aslkit.train import make_train_config, train
+from aslkit.transforms import SubsetLayout, resample_time
 
 SUBSET = C.CACHE_SUBSETS["islr"]
 LAYOUT = SubsetLayout.of(SUBSET)
@@ -123,7 +137,7 @@ def test_image_config_checks():
 # ------------------------------------------------------------------------------------------------------------------
 def test_full_model_is_efficientnet_b0_and_small_enough():
     cfg = make_train_config("full", CI)
-    features, model = build_modules(cfg, SUBSET)
+    features, model = FAMILIES.build_modules(cfg, SUBSET)
     assert model.cfg.backbone == "efficientnet_b0" and features.output_shape == (160, 80, 3)
     n = sum(p.numel() for p in model.parameters())
     assert 3e6 < n < 6e6 and 2 * n / 2 ** 20 < 20                          # float16 weights well under 40 MB
@@ -267,7 +281,7 @@ def test_geometric_part_of_the_pipeline_keeps_nans_where_they_were():
 
 def test_build_augment_takes_the_config_overrides():
     cfg = make_train_config("ci", {**CI, "augment": {"replace_p": 0.5, "point_mask_max": 4}})
-    aug = build_augment(cfg, SUBSET)
+    aug = FAMILIES.build_augment(cfg, SUBSET)
     replace = next(t for t in aug.transforms if isinstance(t, PartReplace))
     mask = next(t for t in aug.transforms if isinstance(t, PointMasking))
     assert replace.p == 0.5 and mask.max_points == 4 and len(mask.columns) == 80
@@ -279,15 +293,15 @@ def test_build_augment_takes_the_config_overrides():
 # Presets, training, conversion
 # ------------------------------------------------------------------------------------------------------------------
 def test_presets_build():
-    assert set(family_module("cnn").PRESETS) == {"ci", "quick", "full"}
+    assert set(FAMILIES.module("cnn").PRESETS) == {"ci", "quick", "full"}
     for profile in ("ci", "quick", "full"):
         cfg = make_train_config(profile, CI)
-        features, model = build_modules(cfg, SUBSET)
+        features, model = FAMILIES.build_modules(cfg, SUBSET)
         assert isinstance(features, LandmarkImage) and isinstance(model, SignCNN)
         L, P, _ = features.output_shape
         assert L != P                                                          # no square image (rule 4)
     cfg = make_train_config("ci", CI)
-    features, model = build_modules(cfg, SUBSET)
+    features, model = FAMILIES.build_modules(cfg, SUBSET)
     with torch.no_grad():
         y = model.eval()(features(torch.from_numpy(sequence(38))).unsqueeze(0))
     assert y.shape == (1, 250)
@@ -329,7 +343,7 @@ def test_image_is_exact_in_float16_tflite(tmp_path):
 
 def test_grader_model_converts_with_parity(run, tmp_path):
     torch.manual_seed(0)
-    features, model = build_modules(make_train_config("ci", CI), SUBSET)
+    features, model = FAMILIES.build_modules(make_train_config("ci", CI), SUBSET)
     grader = GraderModel(SUBSET, features, model.eval()).eval()
     saved = onnx_to_saved_model(export_onnx(grader, tmp_path / "m.onnx", torch.rand(23, 543, 3)), tmp_path / "sm")
     builds = {"float32": saved_model_to_tflite(saved, tmp_path / "f32.tflite"),

@@ -8,12 +8,25 @@ import torch
 
 from aslkit import constants as C
 from aslkit.config import make_config
-from aslkit.families import build_augment, build_modules
-from aslkit.families.conv1d import PRESETS, Conv1DAugmentConfig, conv1d_augment
-from aslkit.features import fix_quotient, floor_div
-from aslkit.features_conv1d import FEATURE_DIM, N_POINTS, Conv1DFeatureConfig, Conv1DFeatures, check_max_len
-from aslkit.models.conv1d import (CausalDepthwiseConv1d, Conv1DConfig, Conv1DNet, LateDropout, MaskedBatchNorm,
-                                  set_epoch)
+from aslkit.tasks.signs.families import FAMILIES
+from aslkit.tasks.signs.families.conv1d import PRESETS
+from aslkit.tasks.signs.families.conv1d.augment import Conv1DAugmentConfig, conv1d_augment
+from aslkit.tasks.signs.families.conv1d.features import (
+    FEATURE_DIM,
+    N_POINTS,
+    Conv1DFeatureConfig,
+    Conv1DFeatures,
+    check_max_len,
+)
+from aslkit.tasks.signs.families.conv1d.model import (
+    CausalDepthwiseConv1d,
+    Conv1DConfig,
+    Conv1DNet,
+    LateDropout,
+    MaskedBatchNorm,
+    set_epoch,
+)
+from aslkit.tensor_ops import fix_quotient, floor_div
 from aslkit.train import make_train_config
 
 SUBSET = C.CACHE_SUBSETS["islr"]
@@ -251,7 +264,7 @@ def test_late_dropout_switches_on_at_its_epoch():
 def test_augmentations_with_p0_are_the_identity():
     off = {k: 0.0 for k in ("resample_p", "flip_p", "affine_p", "time_mask_p", "spatial_mask_p")}
     cfg = make_train_config("ci", {"model_name": "conv1d", "augment": off})
-    aug = build_augment(cfg, SUBSET)
+    aug = FAMILIES.build_augment(cfg, SUBSET)
     x = random_sequence(np.random.default_rng(0), 30)
     np.testing.assert_array_equal(aug(x, np.random.default_rng(1)), x)
 
@@ -270,7 +283,7 @@ def test_temporal_mask_hides_the_drawn_share_of_frames():
 
 
 def test_default_augmentation_keeps_shapes_and_changes_the_sequence():
-    aug = build_augment(make_train_config("ci", {"model_name": "conv1d"}), SUBSET)
+    aug = FAMILIES.build_augment(make_train_config("ci", {"model_name": "conv1d"}), SUBSET)
     x = random_sequence(np.random.default_rng(0), 40)
     outs = [aug(x, np.random.default_rng(s)) for s in range(8)]
     assert all(o.shape[1:] == x.shape[1:] and 1 <= len(o) <= 61 for o in outs)
@@ -284,7 +297,7 @@ def test_default_augmentation_keeps_shapes_and_changes_the_sequence():
 @pytest.mark.parametrize("profile", ["ci", "quick"])
 def test_presets_build(profile):
     cfg = make_train_config(profile, {"model_name": "conv1d"})
-    feats, model = build_modules(cfg, SUBSET)
+    feats, model = FAMILIES.build_modules(cfg, SUBSET)
     assert isinstance(model, Conv1DNet) and model.cfg.max_len == feats.length == PRESETS[profile]["features"]["max_len"]
     with torch.no_grad():
         out = model.eval()(feats(torch.from_numpy(random_sequence(np.random.default_rng(0), 50)))[None])
@@ -294,13 +307,13 @@ def test_presets_build(profile):
 def test_full_preset_is_the_first_place_design():
     cfg = make_train_config("full", {"model_name": "conv1d"})
     assert cfg.model["dim"] == 192 and cfg.optim.label_smoothing == 0.1 and cfg.model["late_dropout"] == 0.8
-    _, model = build_modules(cfg, SUBSET)
+    _, model = FAMILIES.build_modules(cfg, SUBSET)
     assert 1.7e6 < sum(p.numel() for p in model.parameters()) < 1.9e6
 
 
 @pytest.fixture(scope="module")
 def prepared(islr_synth, tmp_path_factory):
-    from aslkit.prepare import PrepareConfig, prepare_signs
+    from aslkit.tasks.signs.prepare import PrepareConfig, prepare_signs
     root = tmp_path_factory.mktemp("conv1d_root")
     mp = pytest.MonkeyPatch()
     mp.setenv("ASLKIT_ROOT", str(root))
@@ -326,11 +339,14 @@ def test_two_epochs_train(prepared):
 # Conversion
 # ---------------------------------------------------------------------------------------------------------------
 def test_tflite_matches_torch(prepared, tmp_path):
-    from aslkit.data.cache import PreparedSigns, expand_to_full
-    from aslkit.export import (GraderModel, degenerate_inputs, export_onnx, onnx_to_saved_model, op_names,
-                               saved_model_to_tflite, tflite_runner)
+    from aslkit.data.cache import expand_to_full
+    from aslkit.export import export_onnx, onnx_to_saved_model, saved_model_to_tflite
+    from aslkit.tasks.base import degenerate_inputs
+    from aslkit.tasks.signs.graph import GraderModel
+    from aslkit.tasks.signs.prepare import PreparedSigns
+    from aslkit.tflite import op_names, tflite_runner
     torch.manual_seed(0)
-    feats, model = build_modules(make_train_config("ci", {"model_name": "conv1d"}), SUBSET)
+    feats, model = FAMILIES.build_modules(make_train_config("ci", {"model_name": "conv1d"}), SUBSET)
     grader = GraderModel(SUBSET, feats, _randomise_norms(model).eval()).eval()
     saved = onnx_to_saved_model(export_onnx(grader, tmp_path / "m.onnx", torch.rand(23, 543, 3)), tmp_path / "sm")
     builds = {"float32": saved_model_to_tflite(saved, tmp_path / "f32.tflite"),

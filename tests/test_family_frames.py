@@ -8,15 +8,31 @@ import pytest
 import torch
 
 from aslkit import constants as C
-from aslkit.augment import Compose, SubsetLayout
 from aslkit.config import make_config
-from aslkit.families import MixPlan, build_augment, build_modules
-from aslkit.families.frames import (FaceCutMix, FramesAugmentConfig, InterpolateMissing, MirrorHandFill,
-                                    StartEndCrop, fill_interior_gaps, frames_augment)
-from aslkit.features_frames import (FEATURE_DIM, NUM_POINTS, FramesFeatureConfig, FramesFeatures, averaged_landmarks,
-                                    part_slices, raw_landmarks, split_features)
-from aslkit.models.frames import FramesModel, FramesModelConfig
+from aslkit.tasks.signs.families import FAMILIES
+from aslkit.tasks.signs.families.frames.augment import (
+    FaceCutMix,
+    FramesAugmentConfig,
+    InterpolateMissing,
+    MirrorHandFill,
+    StartEndCrop,
+    fill_interior_gaps,
+    frames_augment,
+)
+from aslkit.tasks.signs.families.frames.features import (
+    FEATURE_DIM,
+    NUM_POINTS,
+    FramesFeatureConfig,
+    FramesFeatures,
+    averaged_landmarks,
+    part_slices,
+    raw_landmarks,
+    split_features,
+)
+from aslkit.tasks.signs.families.frames.model import FramesModel, FramesModelConfig
+from aslkit.tensor_ops import MixPlan
 from aslkit.train import make_train_config
+from aslkit.transforms import Compose, SubsetLayout
 
 SUBSET = C.CACHE_SUBSETS["islr"]
 S = len(SUBSET)
@@ -173,9 +189,9 @@ def test_manifold_mixup_mixes_hidden_states():
 
 @pytest.mark.parametrize("length,buckets", [(25, 0), (80, 0), (80, 20)])
 def test_attention_equals_hf_deberta(length, buckets):
-    from transformers.models.deberta_v2.modeling_deberta_v2 import (DisentangledSelfAttention,
-                                                                    build_relative_position)
-    from aslkit.models.frames import FramesSelfAttention, _deberta_config
+    from transformers.models.deberta_v2.modeling_deberta_v2 import DisentangledSelfAttention, build_relative_position
+
+    from aslkit.tasks.signs.families.frames.model import FramesSelfAttention, _deberta_config
     cfg = _deberta_config(FramesModelConfig(max_len=length, width=64, heads=4, position_buckets=buckets))
     torch.manual_seed(0)
     hf = DisentangledSelfAttention(cfg).eval()
@@ -294,7 +310,7 @@ def test_face_cutmix_takes_the_partners_face_only():
 
 def test_build_augment_runs_with_overrides():
     cfg = make_train_config("ci", {"model_name": "frames25", "augment": {"flip_p": 0.0, "crop_p": 1.0}})
-    aug = build_augment(cfg, SUBSET)
+    aug = FAMILIES.build_augment(cfg, SUBSET)
     assert isinstance(aug, Compose) and aug.transforms[0].p == 1.0 and aug.transforms[4].p == 0.0
     x = two_hand_sequence()
     for s in range(10):
@@ -312,15 +328,15 @@ def test_presets_build_both_variants(name, length):
     for profile in ("ci", "quick", "full"):
         cfg = make_train_config(profile, {"model_name": name})
         assert cfg.features["max_len"] == length
-        feats, model = build_modules(cfg, SUBSET)
+        feats, model = FAMILIES.build_modules(cfg, SUBSET)
         assert feats.length == length and model.cfg.max_len == length and not feats.training
     with pytest.raises(ValueError, match="model.max_len"):
-        build_modules(make_train_config("ci", {"model_name": name, "model": {"max_len": 7}}), SUBSET)
+        FAMILIES.build_modules(make_train_config("ci", {"model_name": name, "model": {"max_len": 7}}), SUBSET)
 
 
 @pytest.fixture(scope="module")
 def ci_cache(islr_synth, tmp_path_factory):
-    from aslkit.prepare import PrepareConfig, prepare_signs
+    from aslkit.tasks.signs.prepare import PrepareConfig, prepare_signs
     root = tmp_path_factory.mktemp("frames_root")
     mp = pytest.MonkeyPatch()
     mp.setenv("ASLKIT_ROOT", str(root))
@@ -353,11 +369,13 @@ def realistic_sequences(islr_synth, k: int = 4) -> list[np.ndarray]:
 
 
 def test_tflite_conversion_parity(islr_synth, tmp_path):
-    from aslkit.export import (GraderModel, degenerate_inputs, export_onnx, onnx_to_saved_model, op_names,
-                               saved_model_to_tflite, tflite_runner)
+    from aslkit.export import export_onnx, onnx_to_saved_model, saved_model_to_tflite
+    from aslkit.tasks.base import degenerate_inputs
+    from aslkit.tasks.signs.graph import GraderModel
+    from aslkit.tflite import op_names, tflite_runner
     cfg = make_train_config("ci", {"model_name": "frames25"})
     torch.manual_seed(0)
-    feats, model = build_modules(cfg, SUBSET)
+    feats, model = FAMILIES.build_modules(cfg, SUBSET)
     with torch.no_grad():                      # weights of a trained model's size: a swapped layout shows up
         for m in model.modules():              # (with the 0.02 init it hides in 1e-4 differences)
             if isinstance(m, (torch.nn.Linear, torch.nn.Embedding)):

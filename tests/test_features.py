@@ -11,8 +11,14 @@ import torch
 import torch.nn.functional as F
 
 from aslkit import constants as C
-from aslkit.features import (FeatureConfig, SignFeatures, finger_triplets, hand_pairs, linear_resample, lip_pairs,
-                             masked_linear_resample)
+from aslkit.tasks.signs.families.transformer.features import (
+    FeatureConfig,
+    SignFeatures,
+    finger_triplets,
+    hand_pairs,
+    lip_pairs,
+)
+from aslkit.tensor_ops import linear_resample, masked_linear_resample
 
 SUBSET = C.CACHE_SUBSETS["islr"]
 LEFT = C.subset_positions(SUBSET, C.LEFT_HAND)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aslkit import constants as C
-from aslkit.features_fs import FSFeatureConfig, FSFeatures
+from aslkit.tasks.fingerspelling.families.ctc.features import FSFeatureConfig, FSFeatures
 
 
 def _seq(T: int = 20, seed: int = 0, left_missing: bool = True) -> np.ndarray:

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import FIXTURES, SHARED_SAMPLES
 
 from aslkit.paths import real_islr_sample
-from conftest import FIXTURES, SHARED_SAMPLES
 
 COPIES = {
     "asl-signs/sign_to_prediction_index_map.json": "asl-signs/sign_to_prediction_index_map.json",

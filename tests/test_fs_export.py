@@ -8,7 +8,6 @@ import json
 import shutil
 import zipfile
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -16,11 +15,12 @@ import torch
 from aslkit import constants as C
 from aslkit.config import make_config
 from aslkit.evaluate import validate
-from aslkit.export import ConvertConfig, convert, tflite_runner
-from aslkit.export_fs import degenerate_fs_inputs, grader_decode, load_fs_grader_model
-from aslkit.prepare_fs import PrepareFSConfig, prepare_fingerspelling
+from aslkit.export import ConvertConfig, convert
 from aslkit.submit import score_run, submit
-from aslkit.submit_fs import grade_fingerspelling, selected_columns
+from aslkit.tasks.fingerspelling.export import degenerate_fs_inputs, grader_decode, load_fs_grader_model
+from aslkit.tasks.fingerspelling.grade import grade_fingerspelling, selected_columns
+from aslkit.tasks.fingerspelling.prepare import PrepareFSConfig, prepare_fingerspelling
+from aslkit.tflite import tflite_runner
 from aslkit.train import make_train_config, train
 
 TINY = ["task=asl-fingerspelling", "optim.epochs=2", "features.max_frames=100", "model.dim=32", "model.layers=1",

@@ -11,12 +11,14 @@ import torch
 
 from aslkit import constants as C
 from aslkit.data.fs import landmarks_to_blocks
-from aslkit.export_fs import FSGraderModel, grader_decode, inference_args, wide_columns
-from aslkit.features_fs import (FSFeatureConfig, FSFeatures, frame_positions, hand_frames, padded_frame_positions,
-                                select_frames)
-from aslkit.models.ctc import CTCConfig, CTCEncoder, greedy_decode
-from aslkit.tasks import CTCObjective, weighted_rows
-from aslkit.train import TrainConfig, _split, make_train_config
+from aslkit.runs import TrainConfig
+from aslkit.tasks.fingerspelling.ctc_ops import greedy_decode
+from aslkit.tasks.fingerspelling.export import FSGraderModel, grader_decode, inference_args, wide_columns
+from aslkit.tasks.fingerspelling.families.ctc.features import FSFeatureConfig, FSFeatures
+from aslkit.tasks.fingerspelling.families.ctc.model import CTCConfig, CTCEncoder
+from aslkit.tasks.fingerspelling.frames import frame_positions, hand_frames, padded_frame_positions, select_frames
+from aslkit.tasks.fingerspelling.objective import CTCObjective, weighted_rows
+from aslkit.train import _split, make_train_config
 
 
 def _sequence(rng: np.random.Generator, t: int, hand_missing: float = 0.3) -> np.ndarray:
@@ -133,7 +135,7 @@ def test_graph_answers_the_fallback_phrase_without_hands(grader_model):
 
 
 def test_square_graph_shapes_are_refused():
-    from aslkit.tasks import fs_modules
+    from aslkit.tasks.fingerspelling.families.ctc import build_modules as fs_modules
     cfg = make_train_config("ci", {"task": C.SLUG_FS, "features.max_frames": 96})     # 3 x dim 32 = 96
     with pytest.raises(ValueError, match=r"max_frames=96 \(model rows 48\) equals the width"):
         fs_modules(cfg)

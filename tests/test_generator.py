@@ -10,16 +10,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from aslkit import constants as C
-from aslkit.paths import real_islr_sample
 from aslkit.data import fs, islr
-from aslkit.synth import SIZES, generate, synthetic_info
+from aslkit.data.stats import REAL_FS, REAL_ISLR, sequence_stats, summarize_fs, summarize_islr
+from aslkit.paths import real_islr_sample
+from aslkit.synth import SIZES
 from aslkit.synth.body import sample_signer
 from aslkit.synth.handshapes import HANDSHAPES, spell_keyframe
 from aslkit.synth.kinematics import HandGeometry, bone_lengths, hand_local
 from aslkit.synth.signs import lexicon
 from aslkit.synth.spelling import random_phrase
-from aslkit.data.stats import REAL_FS, REAL_ISLR, sequence_stats, summarize_fs, summarize_islr
 from aslkit.synth.stats import baseline_accuracy, sample_fs, sample_islr
+from aslkit.synth.writer import generate, synthetic_info
 
 
 # ---------------------------------------------------------------------------------------------------------------

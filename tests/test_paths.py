@@ -1,8 +1,6 @@
 """Data-directory resolution: explicit → input/<slug> → /kaggle/input/<slug> → synthetic, always printed."""
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from aslkit import constants as C
@@ -59,7 +57,7 @@ def test_explicit_dir_without_data_is_an_error(tmp_path):
 
 
 def test_sizes_keep_their_own_synthetic_copy_and_cache(root, tmp_path_factory):
-    from aslkit.prepare import default_out_dir
+    from aslkit.paths import default_out_dir
     quick = synthetic_dir(C.SLUG_SIGNS, "quick")
     assert quick == root / "input" / "synthetic" / C.SLUG_SIGNS
     (quick / "marker").parent.mkdir(parents=True)

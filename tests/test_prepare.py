@@ -12,12 +12,19 @@ import pytest
 
 from aslkit import constants as C
 from aslkit.config import make_config
-from aslkit.data import DataError, cache
-from aslkit.data.cache import PreparedSigns
+from aslkit.data import cache
+from aslkit.data.errors import DataError
+from aslkit.data.folds import group_folds, random_folds
 from aslkit.data.islr import load_relevant_data_subset
-from aslkit.prepare import (PrepareConfig, build_cache, check_config, group_folds, prepare_signs, random_folds,
-                            shard_starts)
 from aslkit.synth.writer import long_table
+from aslkit.tasks.signs.prepare import (
+    PrepareConfig,
+    PreparedSigns,
+    build_cache,
+    check_config,
+    prepare_signs,
+    shard_starts,
+)
 
 SHARD = 50   # the ci dataset's 200 sequences make 5 shards
 
@@ -61,7 +68,8 @@ def test_values_equal_the_reader(prepared, islr_synth):
     for i in range(len(ds)):
         ref = load_relevant_data_subset(islr_synth / ds.index["path"].iloc[i])[:, C.CACHE_SUBSETS["islr"]]
         x = ds[i]
-        assert x.dtype == np.float32 and x.shape == ref.shape == (ds.index["length"].iloc[i], len(C.CACHE_SUBSETS["islr"]), 3)
+        shape = (ds.index["length"].iloc[i], len(C.CACHE_SUBSETS["islr"]), 3)
+        assert x.dtype == np.float32 and x.shape == ref.shape == shape
         np.testing.assert_array_equal(x, ref)                  # NaNs in the same places, values bit-equal
     assert any(np.isnan(ds[i]).any() for i in range(len(ds)))
     assert isinstance(ds.shard(shard_of(ds, 0)), np.memmap)

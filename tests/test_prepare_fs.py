@@ -11,10 +11,17 @@ import pytest
 
 from aslkit import constants as C
 from aslkit.config import make_config
-from aslkit.data import DataError, cache
+from aslkit.data import cache
+from aslkit.data.errors import DataError
+from aslkit.data.folds import random5_folds
 from aslkit.data.fs import blocks_to_landmarks, decode_indices, read_fs_file
-from aslkit.prepare_fs import (PreparedFS, PrepareFSConfig, build_fs_cache, check_fs_config, prepare_fingerspelling,
-                               random5_folds)
+from aslkit.tasks.fingerspelling.prepare import (
+    PreparedFS,
+    PrepareFSConfig,
+    build_fs_cache,
+    check_fs_config,
+    prepare_fingerspelling,
+)
 
 
 def config(data: Path, out: Path, **kw) -> PrepareFSConfig:

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from aslkit import constants as C
-from aslkit.paths import real_islr_sample
-from aslkit.data import DataError
 from aslkit.data import fs, islr
+from aslkit.data.errors import DataError
+from aslkit.paths import real_islr_sample
 
 
 def test_real_islr_sequence_reads_like_kaggle(samples):

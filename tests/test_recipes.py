@@ -14,13 +14,26 @@ from torch import nn
 
 from aslkit.cli import main
 from aslkit.config import make_config
-from aslkit.models.ctc import CTCConfig, CTCEncoder, ctc_loss, greedy_decode
-from aslkit.models.transformer import SignTransformer, TransformerConfig
-from aslkit.prepare import PrepareConfig, prepare_signs
-from aslkit.recipes import (AWP, TeacherTerm, consistency_per_sample, consistency_ramp, distill_chain, init_from_run,
-                            kd_per_sample, load_run_model, load_teacher, ousm_mean, uniform_soup)
-from aslkit.tasks import ClassificationObjective, CTCObjective
-from aslkit.train import build_ema, load_checkpoint, make_train_config, train
+from aslkit.distill import distill_chain
+from aslkit.recipes import (
+    AWP,
+    TeacherTerm,
+    consistency_per_sample,
+    consistency_ramp,
+    init_from_run,
+    kd_per_sample,
+    ousm_mean,
+    uniform_soup,
+)
+from aslkit.runs import load_checkpoint
+from aslkit.tasks.fingerspelling.ctc_ops import ctc_loss, greedy_decode
+from aslkit.tasks.fingerspelling.families.ctc.model import CTCConfig, CTCEncoder
+from aslkit.tasks.fingerspelling.objective import CTCObjective
+from aslkit.tasks.registry import load_run_model
+from aslkit.tasks.signs.families.transformer.model import SignTransformer, TransformerConfig
+from aslkit.tasks.signs.objective import ClassificationObjective
+from aslkit.tasks.signs.prepare import PrepareConfig, prepare_signs
+from aslkit.train import build_ema, load_teacher, make_train_config, train
 
 TINY = ["optim.batch_size=16", "max_train_samples=64", "model.hidden=32", "model.heads=2", "model.intermediate=64",
         "features.max_len=16", "seed=3", "workers=0"]
@@ -241,7 +254,7 @@ def test_teacher_must_read_the_same_features(cache, tmp_path, monkeypatch):
 
 
 def test_fingerspelling_student_distils_a_teacher_run_with_ousm_and_soup(fs_synth, tmp_path, monkeypatch):
-    from aslkit.prepare_fs import PrepareFSConfig, prepare_fingerspelling
+    from aslkit.tasks.fingerspelling.prepare import PrepareFSConfig, prepare_fingerspelling
     monkeypatch.setenv("ASLKIT_ROOT", str(tmp_path))
     cache = prepare_fingerspelling(make_config(PrepareFSConfig, "ci", {"data_dir": str(fs_synth),
                                                                        "out_dir": str(tmp_path / "prepared")}))

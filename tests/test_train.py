@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from aslkit.config import make_config
-from aslkit.prepare import PrepareConfig, prepare_signs
-from aslkit.train import TrainConfig, flat_cosine, make_train_config, load_checkpoint, run_dir_for, train
+from aslkit.runs import load_checkpoint, run_dir_for
+from aslkit.tasks.signs.prepare import PrepareConfig, prepare_signs
+from aslkit.train import flat_cosine, make_train_config, train
 
 TINY = ["optim.epochs=4", "optim.batch_size=16", "max_train_samples=64", "model.hidden=32", "model.layers=2",
         "model.heads=2", "model.intermediate=64", "features.max_len=16", "seed=3"]

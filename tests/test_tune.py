@@ -12,9 +12,20 @@ import yaml
 
 from aslkit.cli import build_parser, main
 from aslkit.config import make_config
-from aslkit.prepare import PrepareConfig, prepare_signs
-from aslkit.tune import (SPACES, TuneConfig, check_space, epoch_reporter, open_study, run_study, search_space,
-                         study_folder, suggest, validate_space, validate_spec)
+from aslkit.tasks.signs.prepare import PrepareConfig, prepare_signs
+from aslkit.tune import (
+    SPACES,
+    TuneConfig,
+    check_space,
+    epoch_reporter,
+    open_study,
+    run_study,
+    search_space,
+    study_folder,
+    suggest,
+    validate_space,
+    validate_spec,
+)
 
 TINY = {"optim.epochs": 1, "optim.batch_size": 16, "max_train_samples": 32, "model.hidden": 32, "model.layers": 1,
         "model.heads": 2, "model.intermediate": 64, "features.max_len": 16, "seed": 3}

@@ -11,12 +11,20 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
-from aslkit.augment import Compose, Transform
-from aslkit.ensemble import (EnsembleConfig, EnsembleGraderModel, aligned_oof, fit_weights, make_ensemble,
-                             simplex_grid)
-from aslkit.families import FAMILIES, MixPlan, apply_mix, family_module
-from aslkit.tasks import ClassificationObjective, SignsSampler, class_weights
-from aslkit.train import LossConfig, make_train_config, set_epoch
+from aslkit.runs import LossConfig
+from aslkit.tasks.signs.ensemble import (
+    EnsembleConfig,
+    EnsembleGraderModel,
+    aligned_oof,
+    fit_weights,
+    make_ensemble,
+    simplex_grid,
+)
+from aslkit.tasks.signs.families import FAMILIES
+from aslkit.tasks.signs.objective import ClassificationObjective, SignsSampler, class_weights
+from aslkit.tensor_ops import MixPlan, apply_mix
+from aslkit.train import make_train_config, set_epoch
+from aslkit.transforms import Compose, Transform
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -24,7 +32,7 @@ from aslkit.train import LossConfig, make_train_config, set_epoch
 # ------------------------------------------------------------------------------------------------------------------
 def test_every_family_module_has_the_contract():
     for name in FAMILIES:
-        mod = family_module(name)
+        mod = FAMILIES.module(name)
         assert isinstance(mod.DESCRIPTION, str) and mod.DESCRIPTION
         assert {"ci", "quick", "full"} <= set(mod.PRESETS), name
         assert callable(mod.build_modules) and callable(mod.build_augment)
@@ -39,7 +47,7 @@ def test_family_presets_are_applied_before_overrides():
 
 
 def test_variant_overrides_come_with_the_name():
-    for name, entry in FAMILIES.items():
+    for name, entry in FAMILIES.entries.items():
         cfg = make_train_config("ci", {"model_name": name})
         for key, value in entry.overrides.items():
             head, _, rest = key.partition(".")

@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 from aslkit import constants as C
 from aslkit.config import PROFILES, DataConfig, SynthConfig, make_config, parse_overrides, to_dict
+from aslkit.tasks.registry import DEFAULT_TASK
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -44,30 +45,29 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
+    from aslkit.prepare import prepare
     flags = {k: v for k, v in (("data_dir", args.data_dir),) if v is not None}
-    if args.task == C.SLUG_FS:
-        from aslkit.prepare_fs import PrepareFSConfig, prepare_fingerspelling
-        prepare_fingerspelling(make_config(PrepareFSConfig, args.preset, {**flags, **parse_overrides(args.overrides)}))
-        return 0
-    from aslkit.prepare import PrepareConfig, prepare_signs
-    prepare_signs(make_config(PrepareConfig, args.preset, {**flags, **parse_overrides(args.overrides)}))
+    prepare(args.task, args.preset, {**flags, **parse_overrides(args.overrides)})
     return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from aslkit.train import make_train_config, train
+    from aslkit.train import experiment_config, make_train_config, train
     if args.resume:
-        if args.overrides or args.preset:
-            raise SystemExit("error: --resume continues a run with its saved config; no preset/overrides")
+        if args.overrides or args.preset or args.config:
+            raise SystemExit("error: --resume continues a run with its saved config; no preset/config/overrides")
         train(resume=args.resume)
+        return 0
+    if args.config:
+        train(experiment_config(args.config, args.preset, args.overrides))
         return 0
     train(make_train_config(args.preset, args.overrides))
     return 0
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
+    from aslkit.distill import distill_chain
     from aslkit.paths import logs_root
-    from aslkit.recipes import distill_chain
     run = Path(args.run) if Path(args.run).is_absolute() else logs_root() / args.run
     layers = tuple(int(n) for n in args.layers.split(","))
     stages = distill_chain(run, args.preset, args.overrides, layers, args.layers_key)
@@ -101,10 +101,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     if not runs:
         raise SystemExit("error: name at least one run folder")
     if len(runs) > 1:
-        from aslkit.ensemble import EnsembleConfig, make_ensemble
-        ens = EnsembleConfig(runs=runs, weights_from=args.weights_from or [], name=args.name or "",
-                             weights=[float(w) for w in args.weights.split(",")] if args.weights else [])
-        runs = [str(make_ensemble(ens))]
+        from aslkit.tasks.registry import plugin_of_run
+        make_ensemble = plugin_of_run(runs[0]).make_ensemble
+        if make_ensemble is None:
+            raise SystemExit(f"error: {runs[0]}: runs of this task cannot be ensembled into one file")
+        weights = [float(w) for w in args.weights.split(",")] if args.weights else []
+        runs = [str(make_ensemble(runs, args.name or "", args.weights_from or [], weights))]
     convert(make_config(ConvertConfig, None, {"run_dir": runs[0], **overrides}))
     return 0
 
@@ -149,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="read every sequence once into a compact, resumable cache",
                        description="Prepare the cache of a task under input/prepared/ (parallel, resumable, "
                                    "idempotent) with participant folds.")
-    p.add_argument("--task", choices=C.SLUGS, default=C.SLUG_SIGNS)
+    p.add_argument("--task", choices=C.SLUGS, default=DEFAULT_TASK)
     p.add_argument("--data-dir", default=None, help="explicit data directory")
     _add_common(p)
     p.set_defaults(func=_cmd_prepare)
@@ -159,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "model.layers=3, or task=asl-fingerspelling for the CTC model (its own "
                                    "presets). Under torchrun it trains with DDP.")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue logs/<run> from its last checkpoint")
+    p.add_argument("--config", default=None, metavar="FILE.yaml",
+                   help="an experiment file: TrainConfig keys (nested or dotted) and an optional preset, e.g. "
+                        "experiments/<name>.yaml; --preset and key=value given here win")
     _add_common(p)
     p.set_defaults(func=_cmd_train)
 

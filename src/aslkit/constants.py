@@ -150,6 +150,20 @@ HAND_CONNECTIONS = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 
                     (19, 20)]
 FINGERS = {"thumb": [1, 2, 3, 4], "index": [5, 6, 7, 8], "middle": [9, 10, 11, 12], "ring": [13, 14, 15, 16],
            "pinky": [17, 18, 19, 20]}
+
+
+def wrist_index() -> int:
+    """Index within the hand of the wrist: the one hand landmark that belongs to no finger."""
+    in_fingers = {i for joints in FINGERS.values() for i in joints}
+    (wrist,) = set(range(len(RIGHT_HAND))) - in_fingers
+    return wrist
+
+
+def hand_routes() -> list[list[int]]:
+    """The five finger routes ``[wrist, joint1, ..., tip]`` (hand landmark indices)."""
+    return [[wrist_index(), *joints] for joints in FINGERS.values()]
+
+
 POSE_CONNECTIONS = [(0, 1), (1, 2), (2, 3), (3, 7), (0, 4), (4, 5), (5, 6), (6, 8), (9, 10), (11, 12), (11, 13),
                     (13, 15), (15, 17), (15, 19), (15, 21), (17, 19), (12, 14), (14, 16), (16, 18), (16, 20),
                     (16, 22), (18, 20), (11, 23), (12, 24), (23, 24), (23, 25), (24, 26), (25, 27), (26, 28),

@@ -1,148 +1,17 @@
-"""Validation reports and plots (``aslkit validate``)."""
+"""``aslkit validate`` [notebook 03]: the OOF report of run folders (their validation predictions), by their task's
+plug-in (asl-signs: accuracy per fold, participant and sign, confusions; fingerspelling: (N - D) / N tables)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from aslkit.plotting import plt
-
-
-def plot_learning_curves(history: pd.DataFrame, path: str | Path | None = None):
-    """Loss and the task's metrics per epoch (train and validation: accuracy and top-5 for asl-signs, the
-    normalised Levenshtein score for fingerspelling); saved to ``path`` when given."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
-    a.plot(history["epoch"], history["train_loss"], label="train")
-    if history["val_loss"].notna().any():
-        a.plot(history["epoch"], history["val_loss"], label="validation")
-    a.set_xlabel("epoch"), a.set_ylabel("loss"), a.legend()
-    curves = {"train_acc": ("train", "-"), "val_acc": ("validation", "-"), "val_top5": ("validation top-5", "--"),
-              "val_score": ("validation (N - D) / N", "-")}
-    for col, (label, ls) in curves.items():
-        if col in history and history[col].notna().any():
-            b.plot(history["epoch"], history[col], label=label, ls=ls)
-    b.set_xlabel("epoch"), b.set_ylabel("accuracy" if "val_acc" in history else "score"), b.legend()
-    fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-    return fig
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Validation report of one or more run folders (their out-of-fold predictions)
-# ------------------------------------------------------------------------------------------------------------------
-def run_task(run: str | Path) -> str:
-    """The competition of a run folder (from its config.yaml; asl-signs when it has none)."""
-    import yaml
-    cfg = Path(run) / "config.yaml"
-    return yaml.safe_load(cfg.read_text()).get("task", "asl-signs") if cfg.is_file() else "asl-signs"
-
-
-def load_oof(runs: list[str | Path]) -> tuple[pd.DataFrame, np.ndarray]:
-    """Concatenated ``oof.csv`` rows and logits of several runs (e.g. one per fold)."""
-    frames, logits = [], []
-    for run in map(Path, runs):
-        if not (run / "oof.csv").is_file():
-            raise FileNotFoundError(f"{run}: no oof.csv (train with a validation fold first)")
-        frames.append(pd.read_csv(run / "oof.csv"))
-        logits.append(np.load(run / "oof_logits.npy"))
-    return pd.concat(frames, ignore_index=True), np.concatenate(logits)
-
-
-def topk_hits(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Boolean per row: the label is among the ``k`` highest logits."""
-    return (np.argsort(-logits, axis=1)[:, :k] == labels[:, None]).any(1)
-
-
-def report_tables(oof: pd.DataFrame, logits: np.ndarray, names: list[str]) -> dict[str, pd.DataFrame]:
-    """Accuracy overall/per fold, per participant and per sign, and the most confused (true, predicted) pairs."""
-    df = oof.assign(correct=oof["pred"] == oof["label"], top5=topk_hits(logits, oof["label"].to_numpy(), 5))
-    per_fold = df.groupby("fold").agg(n=("correct", "size"), accuracy=("correct", "mean"), top5=("top5", "mean"))
-    per_fold.loc["all"] = [len(df), df["correct"].mean(), df["top5"].mean()]
-    per_part = df.groupby("participant_id").agg(n=("correct", "size"), accuracy=("correct", "mean"),
-                                                top5=("top5", "mean")).sort_values("accuracy")
-    per_sign = df.groupby("label").agg(n=("correct", "size"), accuracy=("correct", "mean")).reset_index()
-    per_sign.insert(1, "sign", [names[i] for i in per_sign["label"]])
-    wrong = df[~df["correct"]]
-    conf = wrong.groupby(["label", "pred"]).size().rename("count").reset_index().sort_values("count",
-                                                                                           ascending=False)
-    conf.insert(1, "sign", [names[i] for i in conf["label"]])
-    conf.insert(3, "predicted", [names[i] for i in conf["pred"]])
-    return {"per_fold": per_fold, "per_participant": per_part, "per_sign": per_sign.sort_values("accuracy"),
-            "confusions": conf.reset_index(drop=True)}
-
-
-def plot_per_sign(per_sign: pd.DataFrame, worst: int = 30):
-    """Accuracy of the worst signs, and the distribution over all signs."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
-    w = per_sign.nsmallest(worst, "accuracy")
-    a.bar(range(len(w)), w["accuracy"])
-    a.set_xticks(range(len(w)), w["sign"], rotation=90, fontsize=7)
-    a.set_ylabel("accuracy"), a.set_title(f"{worst} worst signs")
-    b.hist(per_sign["accuracy"], bins=20)
-    b.set_xlabel("per-sign accuracy"), b.set_title("all signs")
-    fig.tight_layout()
-    return fig
-
-
-def plot_top_confusions(oof: pd.DataFrame, names: list[str], k: int = 12):
-    """Confusion matrix restricted to the signs involved in the ``k`` most frequent confusions."""
-    wrong = oof[oof["pred"] != oof["label"]]
-    pairs = wrong.groupby(["label", "pred"]).size().nlargest(k)
-    signs = sorted({i for p in pairs.index for i in p})
-    sub = oof[oof["label"].isin(signs) & oof["pred"].isin(signs)]
-    pos = {s: i for i, s in enumerate(signs)}
-    mat = np.zeros((len(signs), len(signs)), dtype=int)
-    for t, p in zip(sub["label"], sub["pred"]):
-        mat[pos[t], pos[p]] += 1
-    fig, ax = plt.subplots(figsize=(0.45 * len(signs) + 2, 0.45 * len(signs) + 1.5))
-    ax.imshow(mat, cmap="Blues")
-    labels = [names[s] for s in signs]
-    ax.set_xticks(range(len(signs)), labels, rotation=90, fontsize=8)
-    ax.set_yticks(range(len(signs)), labels, fontsize=8)
-    for (i, j), v in np.ndenumerate(mat):
-        if v:
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="k" if v < mat.max() / 2 else "w")
-    ax.set_xlabel("predicted"), ax.set_ylabel("true"), ax.set_title("top confusions")
-    fig.tight_layout()
-    return fig
+from aslkit.tasks.registry import plugin_of_run
 
 
 def validate(runs: list[str | Path], out_dir: str | Path | None = None) -> dict:
-    """Validation report of the runs' OOF predictions, written to ``<first run>/validation/`` (or ``out_dir``);
-    fingerspelling runs get ``evaluate_fs.validate_fs``."""
-    from aslkit import constants as C
-    if run_task(runs[0]) == C.SLUG_FS:
-        from aslkit.evaluate_fs import validate_fs
-        return validate_fs(runs, out_dir)
-    oof, logits = load_oof(runs)
-    names = list(C.signs())
-    tables = report_tables(oof, logits, names)
-    out = Path(out_dir) if out_dir else Path(runs[0]) / "validation"
-    out.mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        table.to_csv(out / f"{name}.csv")
-    plot_per_sign(tables["per_sign"]).savefig(out / "per_sign.png", dpi=100)
-    plot_top_confusions(oof, names).savefig(out / "top_confusions.png", dpi=100)
-    plt.close("all")
-    summary = {"n": int(len(oof)), "accuracy": float((oof["pred"] == oof["label"]).mean()),
-               "top5": float(topk_hits(logits, oof["label"].to_numpy(), 5).mean()),
-               "participants": int(oof["participant_id"].nunique()), "runs": [str(r) for r in runs]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"validation: {summary['n']} sequences, accuracy {summary['accuracy']:.4f}, top-5 {summary['top5']:.4f}"
-          f" -> {out}")
-    return {"summary": summary, **tables}
+    """Validation report of the runs' OOF predictions, written to ``<first run>/validation/`` (or ``out_dir``)."""
+    return plugin_of_run(runs[0]).validate(runs, out_dir)
 
 
 def validation_plots(runs: list[str | Path], report: dict) -> list:
-    """The figures of a validation report: worst signs and top confusions (asl-signs), or scores per participant
-    and per phrase type / length (fingerspelling)."""
-    from aslkit import constants as C
-    if run_task(runs[0]) == C.SLUG_FS:
-        from aslkit.evaluate_fs import plot_fs_groups, plot_fs_per_participant
-        return [plot_fs_per_participant(report["per_participant"]), plot_fs_groups(report)]
-    oof, _ = load_oof(runs)
-    return [plot_per_sign(report["per_sign"]), plot_top_confusions(oof, list(C.signs()))]
+    """The figures of a validation report (worst signs and confusions, or scores per participant and group)."""
+    return plugin_of_run(runs[0]).validation_plots(runs, report)

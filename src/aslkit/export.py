@@ -1,7 +1,9 @@
-"""torch → ONNX → onnx2tf → TFLite conversion of a whole grader-input model, and the runners to check it.
+"""``aslkit convert`` [notebook 04]: torch → ONNX → onnx2tf → TFLite conversion of a whole grader-input model,
+and the gates every build must pass.
 
-The exported module takes exactly what Kaggle's grader feeds (``inputs``: float32 ``[T, 543, 3]`` with NaNs for
-asl-signs) and returns ``outputs``. Preprocessing is the same torch code as in training, carried through the export.
+The exported module (from the run's task plug-in: ``TaskExport``) takes exactly what Kaggle's grader feeds
+(``inputs``: float32 ``[T, 543, 3]`` with NaNs for asl-signs, the selected wide columns for fingerspelling) and
+returns ``outputs``. Preprocessing is the same torch code as in training, carried through the export.
 onnx2tf writes a SavedModel; it is re-wrapped with a ``serving_default`` signature named ``inputs -> outputs`` and
 converted with TensorFlow's converter, builtin ops only (float32 and float16 builds).
 """
@@ -11,25 +13,25 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-INPUT_NAME = "inputs"
-OUTPUT_NAME = "outputs"
-SIGNATURE = "serving_default"
+from aslkit.runs import write_json_atomic
+from aslkit.tasks.base import TaskExport
+from aslkit.tasks.registry import plugin_of_run
+from aslkit.tensor_ops import export_friendly
+from aslkit.tflite import INPUT_NAME, OUTPUT_NAME, SIGNATURE, op_names, tflite_runner
 
 
 def export_onnx(module: nn.Module, path: str | Path, example: torch.Tensor, opset: int = 17) -> Path:
     """Export ``module`` (one sequence in, one output) to ONNX with a dynamic first axis (frames)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from aslkit.models.transformer import export_friendly
     torch.backends.mha.set_fastpath_enabled(False)
     module = module.eval()
     with torch.no_grad(), export_friendly():
@@ -101,91 +103,6 @@ def saved_model_to_tflite(saved_dir: str | Path, out_path: str | Path, float16: 
     return out_path
 
 
-def tflite_runner(path: str | Path, runtime: str = "litert", num_threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
-    """``f(x) -> outputs`` through the ``serving_default`` signature, with ``ai_edge_litert`` or ``tf.lite``."""
-    if runtime == "litert":
-        from ai_edge_litert.interpreter import Interpreter
-    elif runtime == "tflite":
-        import tensorflow as tf
-        Interpreter = tf.lite.Interpreter  # noqa: N806
-    else:
-        raise ValueError(f"runtime must be 'litert' or 'tflite', got {runtime!r}")
-    interp = Interpreter(model_path=str(path), num_threads=num_threads)
-    sigs = interp.get_signature_list()
-    if SIGNATURE not in sigs:
-        raise ValueError(f"{path}: required signature {SIGNATURE!r} not found (has {sorted(sigs)})")
-    runner = interp.get_signature_runner(SIGNATURE)
-    return lambda x: runner(**{INPUT_NAME: np.asarray(x, dtype=np.float32)})[OUTPUT_NAME]
-
-
-def op_names(path: str | Path) -> list[str]:
-    """Names of the operators in a TFLite file (e.g. to check that no Flex/custom op is used)."""
-    from ai_edge_litert.interpreter import Interpreter
-    interp = Interpreter(model_path=str(path))
-    return sorted({d["op_name"] for d in interp._get_ops_details()})
-
-
-def degenerate_inputs(landmarks: np.ndarray | None = None, seed: int = 0) -> dict[str, np.ndarray]:
-    """Edge cases every build must answer with finite outputs: 1 and 2 frames, no hands, all NaN, 1,000 frames,
-    as ``[T, P, 3]`` sequences of ``landmarks`` (default: all 543)."""
-    from aslkit import constants as C
-    landmarks = np.arange(C.ROWS_PER_FRAME) if landmarks is None else np.asarray(landmarks)
-    n_landmarks = len(landmarks)
-    rng = np.random.default_rng(seed)
-    base = rng.uniform(0.2, 0.8, (40, n_landmarks, 3)).astype(np.float32)
-    no_hands = base.copy()
-    no_hands[:, np.isin(landmarks, C.HANDS)] = np.nan
-    return {"1 frame": base[:1], "2 frames": base[:2], "all-NaN hands": no_hands,
-            "all-NaN input": np.full((12, n_landmarks, 3), np.nan, np.float32),
-            "1000 frames": rng.uniform(0.2, 0.8, (1000, n_landmarks, 3)).astype(np.float32)}
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# A trained run as one grader-input module, and ``aslkit convert`` with its gates
-# ------------------------------------------------------------------------------------------------------------------
-class GraderModel(nn.Module):
-    """Raw grader input ``[T, 543, 3]`` (NaNs) -> ``[num_classes]`` logits: landmark subset, features, model."""
-
-    def __init__(self, subset: np.ndarray, features: nn.Module, model: nn.Module):
-        super().__init__()
-        self.register_buffer("subset", torch.as_tensor(np.asarray(subset), dtype=torch.long), persistent=False)
-        self.features, self.model = features, model
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        x = inputs[:, self.subset]
-        return self.model(self.features(x).unsqueeze(0))[0]
-
-
-def load_grader_model(run: str | Path, checkpoint: str = "best") -> GraderModel:
-    """The trained model of a run folder (its config, data.json and checkpoint) as a ``GraderModel``."""
-    import json
-
-    from aslkit.config import load_config
-    from aslkit.train import TrainConfig, load_checkpoint, signs_modules
-    run = Path(run)
-    cfg = load_config(TrainConfig, run / "config.yaml")
-    subset = np.array(json.loads((run / "data.json").read_text())["subset"])
-    features, model = signs_modules(cfg, subset)
-    model.load_state_dict(load_checkpoint(run / "checkpoints" / f"{checkpoint}.pt")["model"])
-    return GraderModel(subset, features, model).eval()
-
-
-def validation_sequences(run: str | Path, limit: int = 0) -> tuple[list[np.ndarray], pd.DataFrame]:
-    """Raw grader inputs of a run's validation sequences, read from the original parquet files as Kaggle does."""
-    import json
-
-    from aslkit.data.cache import PreparedSigns
-    from aslkit.data.islr import load_relevant_data_subset
-    run = Path(run)
-    data = json.loads((run / "data.json").read_text())
-    oof = pd.read_csv(run / "oof.csv")
-    if limit:
-        oof = oof.iloc[:limit]
-    index = PreparedSigns(data["prepared_dir"]).index.set_index("sequence_id")
-    paths = [Path(data["data_dir"]) / index.loc[s, "path"] for s in oof["sequence_id"]]
-    return [load_relevant_data_subset(p) for p in paths], oof.reset_index(drop=True)
-
-
 @dataclass
 class ConvertConfig:
     """``aslkit convert``: which run, which checkpoint, and the gates every build must pass."""
@@ -203,59 +120,6 @@ class ConvertConfig:
 
 class GateError(RuntimeError):
     """A conversion gate failed (the report names which)."""
-
-
-@dataclass
-class TaskExport:
-    """What conversion needs from a task: the grader-input module, its input, edge cases, validation data and how
-    a build's outputs are compared with torch's."""
-
-    model: nn.Module
-    example: torch.Tensor
-    input_shape: tuple
-    degenerate: dict[str, np.ndarray]
-    seqs: list[np.ndarray]
-    oof: pd.DataFrame | None
-    compare: Callable[[list[np.ndarray], list[np.ndarray], pd.DataFrame], dict]
-    extra_files: dict[str, str] = field(default_factory=dict)   # written next to model.tflite (inference_args.json)
-
-
-def compare_logits(outs: list[np.ndarray], ref: list[np.ndarray], oof: pd.DataFrame) -> dict:
-    """asl-signs parity: argmax agreement and absolute logit differences (and the torch accuracy)."""
-    out, r = np.stack(outs), np.stack(ref)
-    diff = np.abs(out - r)
-    rep = {"agreement": float((out.argmax(1) == r.argmax(1)).mean()), "max_abs_diff": float(diff.max()),
-           "mean_abs_diff": float(diff.mean()), "n_parity": len(outs)}
-    if "label" in oof:
-        rep["torch_accuracy"] = float((r.argmax(1) == oof["label"].to_numpy()[:len(r)]).mean())
-    return rep
-
-
-def compare_phrases(outs: list[np.ndarray], ref: list[np.ndarray], oof: pd.DataFrame) -> dict:
-    """asl-fingerspelling parity: decoded phrases (the grader's decoding) equal to torch's, and the two scores."""
-    from aslkit.export_fs import grader_decode, phrase_parity
-    return phrase_parity([grader_decode(o) for o in outs], [grader_decode(o) for o in ref],
-                         list(oof["phrase"].iloc[:len(outs)]))
-
-
-def task_export(run: Path, cfg: ConvertConfig) -> TaskExport:
-    """The ``TaskExport`` of a run folder, by the task of its config."""
-    from aslkit import constants as C
-    from aslkit.evaluate import run_task
-    task = run_task(run)
-    has_oof = (run / "oof.csv").is_file()
-    if task == C.SLUG_FS:
-        from aslkit.export_fs import (degenerate_fs_inputs, fs_validation_sequences, inference_args,
-                                      load_fs_grader_model)
-        model = load_fs_grader_model(run, cfg.checkpoint)
-        n = model.n_landmarks
-        seqs, oof = fs_validation_sequences(run, cfg.parity_limit) if has_oof else ([], None)
-        return TaskExport(model, torch.rand(23, 3 * n), (None, 3 * n), degenerate_fs_inputs(model.features.landmarks), seqs, oof,
-                          compare_phrases, {"inference_args.json": inference_args(model.features.landmarks)})
-    from aslkit.ensemble import is_ensemble, load_ensemble_model
-    model = load_ensemble_model(run) if is_ensemble(run) else load_grader_model(run, cfg.checkpoint)
-    seqs, oof = validation_sequences(run, cfg.parity_limit) if has_oof else ([], None)
-    return TaskExport(model, torch.rand(23, 543, 3), (None, 543, 3), degenerate_inputs(), seqs, oof, compare_logits)
 
 
 def torch_outputs(model: nn.Module, seqs: list[np.ndarray]) -> list[np.ndarray]:
@@ -318,12 +182,11 @@ def _summary_line(name: str, r: dict) -> str:
 def convert(cfg: ConvertConfig) -> dict:
     """Export a run to float32 and float16 TFLite under ``<run>/export/``, check every gate, write report.json
     (and the task's extra files, e.g. inference_args.json, next to model.tflite)."""
-    import json
     run = Path(cfg.run_dir)
     out = run / "export"
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.tflite").unlink(missing_ok=True)                 # never leave an earlier build to be submitted
-    exp = task_export(run, cfg)
+    exp = plugin_of_run(run).task_export(run, cfg.checkpoint, cfg.parity_limit)
     onnx_path = export_onnx(exp.model, out / "model.onnx", exp.example)
     saved = onnx_to_saved_model(onnx_path, out / "saved_model")
     builds = {"float32": saved_model_to_tflite(saved, out / "model_float32.tflite", input_shape=exp.input_shape),
@@ -336,7 +199,7 @@ def convert(cfg: ConvertConfig) -> dict:
     report["submitted"] = choose_build(report, cfg.submit_build)
     for name, text in exp.extra_files.items():
         (out / name).write_text(text)
-    (out / "report.json").write_text(json.dumps(report, indent=1))
+    write_json_atomic(out / "report.json", report)
     for name in builds:
         print(_summary_line(name, report[name]))
     if report["submitted"] is None:

@@ -112,3 +112,9 @@ def _synthetic(slug: str, size: str, seed: int, verbose: bool) -> DataSource:
             print(f"generating synthetic {slug} ({size}, seed {seed}) into {path} ...", flush=True)
         generate(slug, path, size=size, seed=seed, overwrite=True)
     return DataSource(path, False, "synthetic")
+
+
+def default_out_dir(task: str, subset: str, data_dir: str | Path | None = None) -> Path:
+    """``input/prepared/<name of the data folder>/<subset>`` (``<task>`` when not given): the real download and the
+    quick synthetic copy are ``<task>``, other synthetic sizes ``<task>-<size>``, so each keeps its own cache."""
+    return input_root() / "prepared" / (Path(data_dir).name if data_dir else task) / subset

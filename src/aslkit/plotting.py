@@ -10,6 +10,7 @@ if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib import animation  # noqa: E402
 
 from aslkit import constants as C  # noqa: E402
@@ -124,4 +125,25 @@ def plot_distributions(stats: dict[str, np.ndarray], reference: dict[str, float]
     ax.set_xlabel(xlabel)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def plot_learning_curves(history: pd.DataFrame, path: str | Path | None = None):
+    """Loss and the task's metrics per epoch (train and validation: accuracy and top-5 for asl-signs, the
+    normalised Levenshtein score for fingerspelling); saved to ``path`` when given."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    a.plot(history["epoch"], history["train_loss"], label="train")
+    if history["val_loss"].notna().any():
+        a.plot(history["epoch"], history["val_loss"], label="validation")
+    a.set_xlabel("epoch"), a.set_ylabel("loss"), a.legend()
+    curves = {"train_acc": ("train", "-"), "val_acc": ("validation", "-"), "val_top5": ("validation top-5", "--"),
+              "val_score": ("validation (N - D) / N", "-")}
+    for col, (label, ls) in curves.items():
+        if col in history and history[col].notna().any():
+            b.plot(history["epoch"], history[col], label=label, ls=ls)
+    b.set_xlabel("epoch"), b.set_ylabel("accuracy" if "val_acc" in history else "score"), b.legend()
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
     return fig

@@ -2,44 +2,25 @@
 
 - OUSM (I6): the k highest-loss samples of each batch do not count (``ousm_k``).
 - AWP (ISLR 1st, F2): from ``awp_start`` of the epochs, the gradient is taken at adversarially perturbed weights.
-- Knowledge distillation (I2-T, F5): a finished run is a frozen ``teacher``; ``init_from`` starts the model from a
-  run's weights (every tensor whose name and shape match: a 3-layer student gets the teacher's first 3 layers).
+- Knowledge distillation (I2-T, F5): a finished run is a frozen ``teacher`` (loaded by ``aslkit.train``);
+  ``init_from`` starts the model from a run's weights (every tensor whose name and shape match: a 3-layer student
+  gets the teacher's first 3 layers).
 - Mean teacher (I6): the EMA of the weights (true average early on) is the teacher of a consistency loss, and the
   weights that are evaluated; a smaller ``student`` can train alongside against it (its own run folder).
 - Model soup (I6): the uniform average of the last ``soup_last`` epochs' weights, saved as ``checkpoints/soup.pt``.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["RecipeConfig", "TeacherTerm", "ousm_mean", "AWP", "consistency_ramp",
-           "kd_per_sample", "consistency_per_sample", "load_run_model", "init_from_run", "uniform_soup"]
-
-
-@dataclass
-class RecipeConfig:
-    """Switches of the training recipes; every default leaves the loop as it is."""
-
-    ousm_k: int = 0                  # drop the k highest-loss samples of each batch (I6: 3)
-    awp_lr: float = 0.0              # AWP step, relative to each weight's norm (ISLR 1st: 0.2); 0: off
-    awp_eps: float = 0.01            # perturbation bound, relative to each weight's magnitude
-    awp_start: float = 0.15          # share of the epochs before AWP starts
-    teacher: str = ""                # a finished run folder (same task and features): distil its predictions
-    kd_weight: float = 1.0           # weight of the distillation term
-    kd_temperature: float = 1.0      # softmax temperature of classification distillation
-    init_from: str = ""              # a run folder whose matching weights initialise the model
-    mean_teacher: bool = False       # the EMA (optim.ema_decay, I6: 0.97) is a consistency teacher
-    consistency_weight: float = 5.0  # weight of the mean-teacher consistency MSE (I6: 5)
-    consistency_rampup: float = 0.25  # share of the steps of the sigmoid ramp-up of that weight
-    student: dict = field(default_factory=dict)   # model overrides of a student trained alongside (I6); empty: none
-    student_kd_weight: float = 1.0   # the student's distillation weight (teacher: the EMA, else the model)
-    soup_last: int = 0               # > 0: uniform soup of the last N epochs' weights (I6: 10)
+from aslkit.runs import RecipeConfig, checkpoint_path, load_checkpoint
 
 
 @dataclass
@@ -86,9 +67,6 @@ def consistency_ramp(progress: float, rampup: float) -> float:
     return math.exp(-5.0 * (1.0 - t) ** 2)
 
 
-# ------------------------------------------------------------------------------------------------------------------
-# AWP
-# ------------------------------------------------------------------------------------------------------------------
 class AWP:
     """Adversarial weight perturbation: weights (tensors with more than one dimension: no biases or norms) move by
     ``lr · ‖w‖ · g/‖g‖`` along their gradient, bounded to ``w ± eps·|w|``; ``restore`` puts the originals back."""
@@ -120,44 +98,9 @@ class AWP:
         self.backup = []
 
 
-# ------------------------------------------------------------------------------------------------------------------
-# Run folders as teachers and starting points
-# ------------------------------------------------------------------------------------------------------------------
-def load_run_model(run: str | Path, checkpoint: str = "best") -> tuple[Any, nn.Module, nn.Module]:
-    """(config, feature module, model with the checkpoint's weights) of a finished run folder, either task."""
-    import json
-
-    import numpy as np
-
-    from aslkit.config import load_config
-    from aslkit.tasks import task_modules
-    from aslkit.train import TrainConfig, load_checkpoint
-    run = Path(run)
-    for need in ("config.yaml", "data.json", f"checkpoints/{checkpoint}.pt"):
-        if not (run / need).is_file():
-            raise FileNotFoundError(f"{run}: not a finished run folder (missing {need})")
-    cfg = load_config(TrainConfig, run / "config.yaml")
-    subset = np.array(json.loads((run / "data.json").read_text())["subset"])
-    features, model = task_modules(cfg, subset)
-    model.load_state_dict(load_checkpoint(run / "checkpoints" / f"{checkpoint}.pt")["model"])
-    return cfg, features, model
-
-
-def load_teacher(run: str | Path, student_cfg: Any) -> nn.Module:
-    """The frozen model of run folder ``run``; it must read the student's features (same task, family and feature
-    config), since it sees the student's batches."""
-    cfg, _, model = load_run_model(run)
-    theirs, mine = [(c.task, c.model_name, c.features) for c in (cfg, student_cfg)]
-    if theirs != mine:
-        raise ValueError(f"recipe.teacher={run}: the teacher reads other inputs than this run (task, model_name, "
-                         f"features: {theirs} vs {mine})")
-    return model.eval().requires_grad_(False)
-
-
 def init_from_run(model: nn.Module, run: str | Path, checkpoint: str = "best") -> list[str]:
     """Copy into ``model`` every tensor of the run's checkpoint whose name and shape match; returns their names."""
-    from aslkit.train import load_checkpoint
-    path = Path(run) / "checkpoints" / f"{checkpoint}.pt"
+    path = checkpoint_path(run, checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"recipe.init_from={run}: no checkpoint {path}")
     src = load_checkpoint(path)["model"]
@@ -169,9 +112,6 @@ def init_from_run(model: nn.Module, run: str | Path, checkpoint: str = "best") -
     return copied
 
 
-# ------------------------------------------------------------------------------------------------------------------
-# Model soup
-# ------------------------------------------------------------------------------------------------------------------
 def uniform_soup(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """The uniform average of state dicts (floating tensors averaged in float64; others from the last state)."""
     if not states:
@@ -185,20 +125,18 @@ def uniform_soup(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
     return out
 
 
-# ------------------------------------------------------------------------------------------------------------------
-# The recipes during one run
-# ------------------------------------------------------------------------------------------------------------------
 class RecipeRun:
     """What the loop asks the recipes at each step: the teachers' terms, whether AWP is on, the EMA step."""
 
-    def __init__(self, cfg: Any, model: nn.Module, ema: Any, total_steps: int, device: torch.device):
+    def __init__(self, cfg: Any, model: nn.Module, ema: Any, total_steps: int, device: torch.device,
+                 teacher: nn.Module | None = None):
         r = self.cfg = cfg.recipe
         if (r.mean_teacher or r.student) and ema is None:
             raise ValueError("recipe.mean_teacher and recipe.student need an EMA teacher: set optim.ema_decay "
                              "(I6: 0.97)")
         self.ema, self.total_steps = ema, max(1, total_steps)
-        self.fixed = [TeacherTerm(load_teacher(r.teacher, cfg).to(device), "kd", r.kd_weight, r.kd_temperature)] \
-            if r.teacher else []
+        self.fixed = [TeacherTerm(teacher.to(device), "kd", r.kd_weight, r.kd_temperature)] \
+            if teacher is not None else []
         self.awp = AWP(model, r.awp_lr, r.awp_eps) if r.awp_lr > 0 else None
         self.awp_from = int(math.ceil(r.awp_start * cfg.optim.epochs))
 
@@ -222,7 +160,6 @@ class RecipeRun:
 def student_config(cfg: Any, run: Path) -> Any:
     """The config of the student trained alongside run ``run``: the model overrides of ``recipe.student``, no
     recipes of its own, run folder ``<run>/student``."""
-    import dataclasses
     return dataclasses.replace(cfg, model={**cfg.model, **cfg.recipe.student}, recipe=RecipeConfig(),
                                run_name=str(Path(run).resolve() / "student"))
 
@@ -230,42 +167,3 @@ def student_config(cfg: Any, run: Path) -> Any:
 def soup_epochs(epochs: int, last: int) -> range:
     """The (0-based) epochs whose weights go into a soup of the last ``last`` epochs."""
     return range(max(0, epochs - last), epochs) if last > 0 else range(0)
-
-
-def soup_path(run: Path, epoch: int) -> Path:
-    return Path(run) / "checkpoints" / f"epoch_{epoch + 1:03d}.pt"
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Three-stage distillation (I2-T)
-# ------------------------------------------------------------------------------------------------------------------
-def distill_chain(run: str | Path, preset: str | None = None, overrides: Any = None,
-                  layers: tuple[int, ...] = (4, 4, 3), layers_key: str = "model.layers") -> list[Path]:
-    """Train the stages of I2-T's distillation into ``<run>/stage<k>``: stage 1 from the labels; every later stage
-    distils the one before (``recipe.teacher``, linked as ``teacher``) and, when it has fewer layers, starts from
-    that teacher's first layers (``recipe.init_from``). Finished stages are kept, unfinished ones resumed."""
-    from aslkit.config import parse_overrides
-    from aslkit.train import make_train_config, train
-    run = Path(run).resolve()
-    base, stages = parse_overrides(overrides), []
-    for k, n in enumerate(layers, 1):
-        out = run / f"stage{k}"
-        ov = {**base, layers_key: n, "run_name": str(out)}
-        if stages:
-            ov["recipe.teacher"] = str(stages[-1])
-            if n < layers[k - 2]:
-                ov["recipe.init_from"] = str(stages[-1])
-        cfg = make_train_config(preset, ov)
-        if not _finished(out, cfg.optim.epochs):
-            train(resume=out) if (out / "config.yaml").is_file() else train(cfg)
-        if stages and not (out / "teacher").exists():
-            (out / "teacher").symlink_to(f"../{stages[-1].name}", target_is_directory=True)
-        stages.append(out)
-    return stages
-
-
-def _finished(run: Path, epochs: int) -> bool:
-    """True when the run folder logged all ``epochs``."""
-    import pandas as pd
-    metrics = run / "metrics.csv"
-    return metrics.is_file() and len(pd.read_csv(metrics)) >= epochs

@@ -1,11 +1,13 @@
-"""The training loop (``aslkit train``): one loop for every model, device-agnostic, resumable, seeded.
+"""``aslkit train`` [notebook 02]: one training loop for every model of both competitions, device-agnostic,
+resumable, seeded.
 
 - Ranger (RAdam + Lookahead, from timm), flat learning rate then cosine annealing, label smoothing, gradient
   clipping, optional EMA of the weights; CUDA + AMP when present; DDP under ``torchrun`` (gloo on CPU).
 - Deterministic on CPU: the data order and every augmentation draw are functions of (seed, epoch, sample), and
   the checkpoint carries the RNG states, so ``--resume`` continues exactly where the last epoch ended.
-- Every run writes ``logs/<run>/``: config.yaml, metrics.csv, checkpoints/{last,best}.pt (atomic), oof.csv +
-  oof_logits.npy (validation predictions of the best epoch), plots/.
+- What a run needs comes from its task's plug-in through ``aslkit.tasks.registry`` (data, sampler, features,
+  model, objective); the recipes are switches (``aslkit.recipes``); the run folder and its files are
+  ``aslkit.runs``.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,127 +30,106 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from aslkit import constants as C
-from aslkit.config import apply_overrides, load_config, parse_overrides, save_config
-from aslkit.paths import logs_root
-from aslkit.recipes import (RecipeConfig, RecipeRun, TeacherTerm, init_from_run, soup_epochs, soup_path, student_config,
-                            uniform_soup)
-from aslkit.tasks import (TaskParts, build_signs, build_task, open_prepared, save_data_record, signs_modules,
-                          task_modules)
+import yaml
 
-__all__ = ["TrainConfig", "OptimConfig", "LossConfig", "RecipeConfig", "make_train_config", "train", "build_signs", "build_task", "open_prepared",
-           "signs_modules", "TaskParts"]
-
-
-@dataclass
-class OptimConfig:
-    """Optimiser and schedule (I2-T: Ranger, 45 flat + 25 cosine epochs; F5: AdamW, warmup + cosine)."""
-
-    optimizer: str = "ranger"        # ranger (RAdam + Lookahead) | adamw
-    schedule: str = "flat_cosine"    # flat_cosine | warmup_cosine | onecycle
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    epochs: int = 70
-    flat_fraction: float = 45 / 70   # flat_cosine: share of the steps at the full learning rate
-    warmup_fraction: float = 0.1     # warmup_cosine and onecycle: share of the steps warming up
-    batch_size: int = 64
-    label_smoothing: float = 0.2
-    clip_grad: float = 5.0
-    ema_decay: float = 0.0           # 0: no EMA
-    amp: bool = True                 # used only on CUDA
-
-
-@dataclass
-class LossConfig:
-    """Batch-level mixing and class weights of classification runs (asl-signs).
-
-    Input mixup mixes the feature tensors of two samples (I2's CNN); manifold mixup mixes hidden states at a random
-    mixing point of a model that has ``mix_points`` (I6); the loss is the same mix of the two labels' losses.
-    Weighted cross-entropy up-weights the classes a finished run predicted poorly or confused others with (I2).
-    """
-
-    mixup_p: float = 0.0             # share of training batches mixed at the input
-    mixup_alpha: float = 1.0         # the mixing weight ~ Beta(alpha, alpha)
-    manifold_mixup_p: float = 0.0    # share of training batches mixed inside the model
-    manifold_alpha: float = 0.4
-    class_weights_from: str = ""     # a run folder with oof.csv + oof_logits.npy; empty: unweighted
-    class_weight_power: float = 1.0  # weights = (1 + (1 - recall) + (1 - precision)) ** power, mean 1
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run needs; saved as ``config.yaml`` in the run folder."""
-
-    task: str = "asl-signs"
-    run_name: str = ""               # folder under logs/ (or an absolute path); empty: <task>_<model>_fold<k>_<time>
-    prepared_dir: str = ""           # empty: prepare (or reuse) the default cache
-    data_dir: str = ""
-    synth_size: str = "quick"
-    fold: int = 0                    # validation fold; -1 trains on everything
-    seed: int = 42
-    workers: int = 0                 # DataLoader workers (0: in the main process)
-    device: str = "auto"             # auto | cpu | cuda
-    model_name: str = "transformer"
-    model: dict = field(default_factory=dict)      # overrides of the model family's config
-    features: dict = field(default_factory=dict)   # overrides of the feature config
-    augment: dict = field(default_factory=dict)    # overrides of the augmentation config
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    recipe: RecipeConfig = field(default_factory=RecipeConfig)
-    max_train_samples: int = 0       # > 0: subsample the training set (smoke tests)
-    supplemental_weight: float = 0.0  # fingerspelling: mean copies of each supplemental sequence per epoch (0: none)
-    min_hand_frames: int = 3         # fingerspelling: fewer frames with a hand -> the fallback phrase
-
-
-SIGNS_PRESETS: dict[str, dict[str, Any]] = {     # the family's own preset (aslkit.families) is applied after
-    "ci": {"synth_size": "ci", "optim.epochs": 3, "optim.batch_size": 32},
-    "quick": {"synth_size": "quick", "optim.epochs": 24, "optim.batch_size": 64, "workers": 1},
-    "full": {"synth_size": "full", "optim.epochs": 70},
-}
-_FS_OPTIM = {"optim.optimizer": "adamw", "optim.schedule": "warmup_cosine", "optim.label_smoothing": 0.0}
-# quick: few sequences and 2 CPU cores, so a strided stem (half the frames) and light augmentation (F1/F5's full
-# strength is for 67k sequences and hundreds of epochs; the full preset keeps FSAugmentConfig's defaults)
-FS_LIGHT_AUGMENT = {"resample_p": 0.3, "resample_scale": (0.8, 1.25), "affine_p": 0.5, "affine_degree": (-15.0, 15.0),
-                    "part_affine_p": 0.0, "noise_p": 0.0, "finger_drop_p": 0.0, "block_mask_hands_p": 0.0,
-                    "block_mask_arms_p": 0.1, "block_mask_lips_p": 0.1, "block_mask_eyes_nose_p": 0.0,
-                    "time_mask_p": 0.0, "spatial_mask_p": 0.0, "feature_mask_p": 0.0, "cutmix_p": 0.2}
-FS_PRESETS: dict[str, dict[str, Any]] = {
-    "ci": {"task": C.SLUG_FS, "synth_size": "ci", **_FS_OPTIM, "optim.epochs": 3, "optim.batch_size": 16,
-           "optim.lr": 3e-3, "features": {"max_frames": 100}, "augment": FS_LIGHT_AUGMENT,
-           "model": {"dim": 32, "layers": 1, "heads": 2, "stride": 2}},
-    "quick": {"task": C.SLUG_FS, "synth_size": "quick", **_FS_OPTIM, "optim.epochs": 60, "optim.batch_size": 16,
-              "optim.lr": 3e-3, "workers": 1, "features": {"max_frames": 200}, "augment": FS_LIGHT_AUGMENT,
-              "model": {"dim": 128, "layers": 3, "heads": 4, "ffn_mult": 2, "stride": 2, "dropout": 0.05,
-                        "layerdrop": 0.0}},
-    "full": {"task": C.SLUG_FS, "synth_size": "full", **_FS_OPTIM, "optim.epochs": 200, "optim.batch_size": 64,
-             "optim.ema_decay": 0.999, "supplemental_weight": 0.5, "model": {"stride": 2}},
-}
-TASK_PRESETS = {C.SLUG_SIGNS: SIGNS_PRESETS, C.SLUG_FS: FS_PRESETS}
+from aslkit.config import PROFILES, apply_overrides, make_config, parse_overrides
+from aslkit.data.cache import expand_to_full
+from aslkit.plotting import plot_learning_curves
+from aslkit.recipes import RecipeRun, TeacherTerm, init_from_run, soup_epochs, student_config, uniform_soup
+from aslkit.runs import (
+    METRICS_FILE,
+    OptimConfig,
+    TrainConfig,
+    atomic_save,
+    checkpoint_path,
+    link_teacher,
+    load_checkpoint,
+    read_run_config,
+    rng_states,
+    run_dir_for,
+    set_rng_states,
+    soup_path,
+    start_run_folder,
+    write_json_atomic,
+)
+from aslkit.tasks.base import TaskParts
+from aslkit.tasks.registry import build_modules, build_task, load_run_model, plugin
 
 
 def make_train_config(preset: str | None = None, overrides: Any = None) -> TrainConfig:
     """``TrainConfig`` of the task named in ``overrides`` (default asl-signs): defaults, that task's preset, the
-    preset of the asl-signs model family named by ``model_name`` (``aslkit.families``), then the overrides
-    (``task=asl-fingerspelling`` selects the fingerspelling presets)."""
+    preset of the model family named by ``model_name`` (the task's default family when none is named), then the
+    overrides (``task=asl-fingerspelling`` selects the fingerspelling presets)."""
     ov = parse_overrides(overrides)
-    task = str(ov.get("task", TrainConfig.task))
-    if task not in TASK_PRESETS:
-        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_PRESETS)}")
-    presets = TASK_PRESETS[task]
-    if preset and preset not in presets:
-        raise KeyError(f"unknown preset {preset!r} for {task}; known: {sorted(presets)}")
-    cfg = apply_overrides(TrainConfig(task=task), presets[preset] if preset else {})
-    if task == C.SLUG_SIGNS:
-        from aslkit.families import family_presets
-        cfg = apply_overrides(cfg, {"model_name": ov.get("model_name", cfg.model_name)})
-        for extra in family_presets(cfg.model_name, preset):
-            cfg = apply_overrides(cfg, extra)
+    task_plugin = plugin(str(ov.get("task", TrainConfig.task)))
+    if preset and preset not in task_plugin.presets:
+        raise KeyError(f"unknown preset {preset!r} for {task_plugin.slug}; known: {sorted(task_plugin.presets)}")
+    cfg = apply_overrides(TrainConfig(task=task_plugin.slug), task_plugin.presets[preset] if preset else {})
+    families = task_plugin.families
+    cfg = apply_overrides(cfg, {"model_name": families.resolve(str(ov.get("model_name", cfg.model_name)))})
+    for extra in families.presets(cfg.model_name, preset):
+        cfg = apply_overrides(cfg, extra)
     return apply_overrides(cfg, ov)
 
 
-# ------------------------------------------------------------------------------------------------------------------
-# Distributed helpers
-# ------------------------------------------------------------------------------------------------------------------
+def flatten_overrides(mapping: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as dotted ``key: value`` overrides (``{"optim": {"lr": 3e-3}}`` -> ``{"optim.lr": 3e-3}``),
+    so that a partial sub-config updates the preset's values instead of replacing them."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten_overrides(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def read_experiment(path: str | Path) -> tuple[str | None, dict[str, Any]]:
+    """An experiment file (YAML): its ``preset`` (or None) and its TrainConfig overrides, nested or dotted. A run's
+    saved ``config.yaml`` is an experiment file too (every key set). ValueError naming the file when it is not a
+    mapping or names an unknown preset."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such experiment file")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: an experiment file is a mapping of TrainConfig keys (and an optional preset)")
+    data.pop("_class", None)
+    preset = data.pop("preset", None)
+    if preset is not None and preset not in PROFILES:
+        raise ValueError(f"{path}: preset {preset!r} is not one of {PROFILES}")
+    return preset, flatten_overrides(data)
+
+
+def experiment_config(path: str | Path, preset: str | None = None, overrides: Any = None) -> TrainConfig:
+    """``make_train_config`` of an experiment file: its preset (``preset`` wins when given), its overrides, then
+    ``overrides`` (e.g. the command line's ``key=value``)."""
+    file_preset, file_overrides = read_experiment(path)
+    return make_train_config(preset or file_preset, {**file_overrides, **parse_overrides(overrides)})
+
+
+def open_prepared(cfg: TrainConfig) -> Any:
+    """The prepared cache of a run config: ``prepared_dir``, or the task's default cache (prepared now when missing
+    or out of date)."""
+    task_plugin = plugin(cfg.task)
+    if cfg.prepared_dir:
+        return task_plugin.open_cache(cfg.prepared_dir)
+    pcfg = make_config(task_plugin.prepare_config, overrides=task_plugin.prepare_overrides(cfg))
+    return task_plugin.open_cache(task_plugin.prepare(pcfg))
+
+
+def load_teacher(run: str | Path, student_cfg: TrainConfig) -> nn.Module:
+    """The frozen model of run folder ``run`` (``recipe.teacher``); it must read the student's features (same task,
+    family and feature config), since it sees the student's batches."""
+    cfg, _, model = load_run_model(run)
+    theirs, mine = [(c.task, c.model_name, c.features) for c in (cfg, student_cfg)]
+    if theirs != mine:
+        raise ValueError(f"recipe.teacher={run}: the teacher reads other inputs than this run (task, model_name, "
+                         f"features: {theirs} vs {mine})")
+    return model.eval().requires_grad_(False)
+
+
 @dataclass
 class Dist:
     """This process's place in a (possibly single-process) run."""
@@ -184,15 +165,13 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-# ------------------------------------------------------------------------------------------------------------------
-# Data
-# ------------------------------------------------------------------------------------------------------------------
 class EpochDataset(Dataset):
     """Samples of a task through ``sample(row, rng)`` and the feature module; with ``augment``, the random draws of a
     sample depend only on (seed, epoch, row)."""
 
     def __init__(self, sample, rows: np.ndarray, features: nn.Module, seed: int, augment: bool):
-        self.sample, self.rows, self.features, self.seed, self.augment = sample, np.asarray(rows), features, seed, augment
+        self.sample, self.rows, self.features = sample, np.asarray(rows), features
+        self.seed, self.augment = seed, augment
         self.epoch = 0
         order = np.argsort(self.rows, kind="stable")             # k-th copy of a repeated row: its own draws
         first = np.searchsorted(self.rows[order], self.rows[order])
@@ -221,9 +200,6 @@ def make_loader(ds: EpochDataset, batch_size: int, shuffle: bool, d: Dist, worke
                       drop_last=shuffle and len(ds) >= batch_size * d.world, pin_memory=d.device.type == "cuda")
 
 
-# ------------------------------------------------------------------------------------------------------------------
-# Optimiser, schedule, EMA
-# ------------------------------------------------------------------------------------------------------------------
 OPTIMIZERS = {"ranger": "lookahead_radam", "adamw": "adamw"}
 
 
@@ -280,45 +256,6 @@ def build_ema(model: nn.Module, decay: float, true_average: bool = False):
     if true_average:
         return ModelEmaV3(model, decay=decay, use_warmup=True, warmup_gamma=1.0, warmup_power=1.0)
     return ModelEmaV3(model, decay=decay)
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Checkpoints
-# ------------------------------------------------------------------------------------------------------------------
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, then an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def rng_states() -> dict[str, Any]:
-    """Python, numpy and torch RNG states as tensors/lists (loadable with ``weights_only=True``)."""
-    np_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "numpy_pos": int(np_state[2]), "python": list(random.getstate()[1]), "python_version": random.getstate()[0]}
-
-
-def set_rng_states(s: dict[str, Any]) -> None:
-    """Restore what ``rng_states`` captured."""
-    torch.set_rng_state(s["torch"])
-    np.random.set_state(("MT19937", s["numpy_keys"].numpy().astype(np.uint32), s["numpy_pos"], 0, 0.0))
-    random.setstate((s["python_version"], tuple(s["python"]), None))
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A kit checkpoint, loaded with ``weights_only=True``."""
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# The loop
-# ------------------------------------------------------------------------------------------------------------------
-def run_dir_for(cfg: TrainConfig) -> Path:
-    """``logs/<run_name>``, or ``run_name`` itself when absolute (a name from task, model, fold and time when empty)."""
-    name = cfg.run_name or f"{cfg.task}_{cfg.model_name}_fold{cfg.fold}_{time.strftime('%Y%m%d_%H%M%S')}"
-    return Path(name) if Path(name).is_absolute() else logs_root() / name
 
 
 def _split(index: pd.DataFrame, fold: int, max_train: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -422,13 +359,13 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
     there, still resumable (how ``aslkit tune`` prunes a trial; single process only)."""
     if resume is not None:
         run = Path(resume)
-        cfg = load_config(TrainConfig, run / "config.yaml")
+        cfg = read_run_config(run)
     else:
         cfg = cfg or TrainConfig()
         run = run_dir_for(cfg)
     d = setup_distributed(cfg.device)
     seed_everything(cfg.seed)
-    parts = parts or build_task(cfg)
+    parts = parts or build_task(cfg, open_prepared(cfg))
     tr_idx, va_idx = _split(parts.index, cfg.fold, cfg.max_train_samples, cfg.seed)
     if parts.on_split is not None:
         tr_idx = parts.on_split(tr_idx)
@@ -445,14 +382,15 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
     scheduler = build_scheduler(optimizer, o, total_steps)
     ema = build_ema(model, o.ema_decay, true_average=cfg.recipe.mean_teacher or bool(cfg.recipe.student))
     scaler = torch.amp.GradScaler(d.device.type, enabled=o.amp and d.device.type == "cuda")
-    rec = RecipeRun(cfg, model, ema, total_steps, d.device)
+    teacher = load_teacher(cfg.recipe.teacher, cfg) if cfg.recipe.teacher else None
+    rec = RecipeRun(cfg, model, ema, total_steps, d.device, teacher)
     state = {"epoch": 0, "best": -math.inf, "history": []}
-    if resume is not None and (run / "checkpoints" / "last.pt").is_file():
-        state = _restore(run / "checkpoints" / "last.pt", model, optimizer, scheduler, ema, scaler)
+    if resume is not None and checkpoint_path(run, "last").is_file():
+        state = _restore(checkpoint_path(run, "last"), model, optimizer, scheduler, ema, scaler)
     elif resume is not None:
         print(f"{run}: no checkpoint yet, starting from the first epoch")
     elif d.main:
-        _start_run_folder(run, cfg, parts, copied)
+        start_run_folder(run, cfg, parts.data, copied)
     student = Passenger(cfg, run, parts, d, total_steps, resume is not None) if cfg.recipe.student else None
     net = nn.parallel.DistributedDataParallel(model) if d.world > 1 else model
     if d.main:
@@ -470,13 +408,12 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
             if student is not None:
                 student.end_epoch(epoch, val_loader, parts, d)
             state["epoch"] = epoch + 1
-            atomic_save(_checkpoint(state, model, optimizer, scheduler, ema, scaler), run / "checkpoints" / "last.pt")
+            atomic_save(_checkpoint(state, model, optimizer, scheduler, ema, scaler), checkpoint_path(run, "last"))
             if on_epoch is not None:
                 on_epoch(row)
         if d.world > 1:
             dist.barrier()
     if d.main:
-        from aslkit.evaluate import plot_learning_curves
         plot_learning_curves(pd.DataFrame(state["history"]), run / "plots" / "learning_curves.png")
         if cfg.recipe.soup_last:
             make_soup(run, cfg, eval_model_of(model, ema), val_loader, parts, d.device)
@@ -484,16 +421,6 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
         _write_rank_summary(run, model, d, None if student is None else student.model)
         dist.destroy_process_group()
     return run
-
-
-def _start_run_folder(run: Path, cfg: TrainConfig, parts: TaskParts, copied: list[str]) -> None:
-    """config.yaml, data.json, and init.json when the weights started from another run."""
-    run.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run / "config.yaml")
-    save_data_record(run, parts)
-    if copied:
-        (run / "init.json").write_text(json.dumps({"from": cfg.recipe.init_from, "tensors": copied}, indent=1))
-        print(f"initialised {len(copied)} tensors from {cfg.recipe.init_from}")
 
 
 def _validate_epoch(run: Path, cfg: TrainConfig, state: dict, row: dict, eval_model: nn.Module,
@@ -520,15 +447,15 @@ def make_soup(run: Path, cfg: TrainConfig, model: nn.Module, val_loader: DataLoa
     validation metrics next to the best epoch's (convert it with ``checkpoint=soup``)."""
     epochs = [e for e in soup_epochs(cfg.optim.epochs, cfg.recipe.soup_last) if soup_path(run, e).is_file()]
     soup = uniform_soup([load_checkpoint(soup_path(run, e))["model"] for e in epochs])
-    atomic_save({"model": soup, "epochs": [e + 1 for e in epochs]}, run / "checkpoints" / "soup.pt")
+    atomic_save({"model": soup, "epochs": [e + 1 for e in epochs]}, checkpoint_path(run, "soup"))
     model = copy.deepcopy(model)
     model.load_state_dict(soup)
     preds, idx, loss_sum = predict(model, val_loader, parts, device)
     key = parts.objective.score_key
-    best = max((r[key] for r in pd.read_csv(run / "metrics.csv").to_dict("records")), default=float("nan"))
+    best = max((r[key] for r in pd.read_csv(run / METRICS_FILE).to_dict("records")), default=float("nan"))
     record = {"epochs": [e + 1 for e in epochs], **parts.objective.metrics(preds, idx, parts.index, loss_sum),
               f"best_epoch_{key}": best}
-    (run / "soup.json").write_text(json.dumps(record, indent=1))
+    write_json_atomic(run / "soup.json", record)
     print(f"soup of epochs {record['epochs']}: {key}={record[key]:.4f} (best epoch {best:.4f})")
     return record
 
@@ -540,22 +467,19 @@ class Passenger:
     def __init__(self, cfg: TrainConfig, run: Path, parts: TaskParts, d: Dist, total_steps: int, resume: bool):
         self.cfg, self.kd_weight = student_config(cfg, run), cfg.recipe.student_kd_weight
         self.run = Path(self.cfg.run_name)
-        self.model = task_modules(self.cfg, np.array(parts.data["subset"]))[1].to(d.device)
+        self.model = build_modules(self.cfg, np.array(parts.data["subset"]))[1].to(d.device)
         self.net = nn.parallel.DistributedDataParallel(self.model) if d.world > 1 else self.model
         o = self.cfg.optim
         self.optimizer = build_optimizer(self.model, o)
         self.scheduler = build_scheduler(self.optimizer, o, total_steps)
         self.scaler = torch.amp.GradScaler(d.device.type, enabled=o.amp and d.device.type == "cuda")
         self.state, self.loss_sum, self.n = {"epoch": 0, "best": -math.inf, "history": []}, 0.0, 0
-        last = self.run / "checkpoints" / "last.pt"
+        last = checkpoint_path(self.run, "last")
         if resume and last.is_file():
             self.state = _restore(last, self.model, self.optimizer, self.scheduler, None, self.scaler)
         elif d.main:
-            self.run.mkdir(parents=True, exist_ok=True)
-            save_config(self.cfg, self.run / "config.yaml")
-            save_data_record(self.run, parts)
-            if not (self.run / "teacher").exists():
-                (self.run / "teacher").symlink_to("..", target_is_directory=True)
+            start_run_folder(self.run, self.cfg, parts.data)
+            link_teacher(self.run, "..")
 
     def step(self, obj, inputs, targets, key: list[int], teacher: nn.Module, set_epoch_to: int | None) -> None:
         """One update on the batch the run just took (same random draws), distilling ``teacher``."""
@@ -580,21 +504,21 @@ class Passenger:
         _log_epoch(self.run, self.state, row, preds, idx, parts, self.model, tag="student")
         self.state["epoch"] = epoch + 1
         atomic_save(_checkpoint(self.state, self.model, self.optimizer, self.scheduler, None, self.scaler),
-                    self.run / "checkpoints" / "last.pt")
+                    checkpoint_path(self.run, "last"))
 
 
 def _log_epoch(run: Path, state: dict, row: dict, preds: list, idx: np.ndarray, parts: TaskParts,
                model: nn.Module, tag: str = "") -> None:
     """Append the metrics row, print it, and keep the best checkpoint (``model``'s weights, the evaluated ones) and
     its validation predictions."""
-    pd.DataFrame(state["history"]).to_csv(run / "metrics.csv", index=False)
+    pd.DataFrame(state["history"]).to_csv(run / METRICS_FILE, index=False)
     key = parts.objective.score_key
     score = row[key] if not math.isnan(row[key]) else -row["train_loss"]
     print((f"[{tag}] " if tag else "") + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                                  for k, v in row.items()), flush=True)
     if score > state["best"]:
         state["best"] = score
-        atomic_save({"model": model.state_dict(), "epoch": row["epoch"], "score": score}, run / "checkpoints" / "best.pt")
+        atomic_save({"model": model.state_dict(), "epoch": row["epoch"], "score": score}, checkpoint_path(run, "best"))
         if len(idx):
             parts.objective.save_oof(run, preds, idx, parts.index)
 
@@ -628,3 +552,12 @@ def _write_rank_summary(run: Path, model: nn.Module, d: Dist, student: nn.Module
     if student is not None:
         record["student_param_sum"] = total(student)
     (run / f"rank{d.rank}.json").write_text(json.dumps(record))
+
+
+def sample_draws(cfg: TrainConfig, prepared: Any, row: int, k: int = 4) -> tuple[list[np.ndarray], list[str]]:
+    """One training sample of a run config as stored and after ``k`` random draws of its augmentation, in the full
+    543-landmark layout (for ``plotting.plot_frames``), with titles."""
+    parts = build_task(cfg, prepared)
+    subset = parts.source.subset
+    draws = [parts.sample(row, None)[0]] + [parts.sample(row, np.random.default_rng(s))[0] for s in range(k)]
+    return [expand_to_full(x, subset) for x in draws], ["original"] + [f"draw {s}" for s in range(k)]

@@ -24,8 +24,11 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from aslkit import constants as C
 from aslkit.config import default_profile, parse_overrides, save_config
+from aslkit.paths import logs_root
+from aslkit.runs import TrainConfig
+from aslkit.tasks.registry import plugin
+from aslkit.train import build_optimizer, make_train_config, train
 
 if TYPE_CHECKING:
     import optuna
@@ -168,12 +171,12 @@ def base_overrides(cfg: TuneConfig) -> dict[str, Any]:
 
 
 def space_name(cfg: TuneConfig) -> str:
-    """The named space (or space file) of ``cfg``: ``space_name``, else ``fs`` or ``signs`` by task; ``custom``
-    when ``cfg.space`` is given."""
+    """The named space (or space file) of ``cfg``: ``space_name``, else the task's default (``signs``, ``fs``);
+    ``custom`` when ``cfg.space`` is given."""
     if cfg.space:
         return "custom"
-    task = str(base_overrides(cfg).get("task", C.SLUG_SIGNS))
-    return cfg.space_name or ("fs" if task == C.SLUG_FS else "signs")
+    task = str(base_overrides(cfg).get("task", TrainConfig.task))
+    return cfg.space_name or plugin(task).tune_space
 
 
 def search_space(cfg: TuneConfig) -> dict[str, dict[str, Any]]:
@@ -200,26 +203,16 @@ def corner_values(space: Mapping[str, Mapping[str, Any]], end: int) -> dict[str,
 def _build_without_data(tcfg) -> None:
     """Build the feature module, the model, the augmentation and the optimiser of a run config without data, so
     that every key of the free-form sub-configs (model, features, augment) is checked against its dataclass."""
-    from aslkit.augment_fs import FSAugmentConfig
-    from aslkit.config import make_config
-    from aslkit.prepare import PrepareConfig
-    from aslkit.tasks import fs_modules, signs_modules
-    from aslkit.train import build_optimizer
-    if tcfg.task == C.SLUG_FS:
-        make_config(FSAugmentConfig, overrides=tcfg.augment)
-        _, model = fs_modules(tcfg)
-    else:
-        from aslkit.families import build_augment
-        subset = C.CACHE_SUBSETS[PrepareConfig().subset]
-        build_augment(tcfg, subset)
-        _, model = signs_modules(tcfg, subset)
+    task_plugin = plugin(tcfg.task)
+    subset = task_plugin.default_subset
+    task_plugin.families.build_augment(tcfg, subset)
+    _, model = task_plugin.families.build_modules(tcfg, subset)
     build_optimizer(model, tcfg.optim)
 
 
 def check_space(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]]) -> None:
     """Raise (naming the key) unless every key of ``space`` is a field of the trial's config: the run config and
     its model, features, augmentation and optimiser are built at the low and the high end of the space."""
-    from aslkit.train import make_train_config
     for end in (0, 1):
         values = corner_values(space, end)
         try:
@@ -245,15 +238,13 @@ def preset_of(cfg: TuneConfig) -> str:
 
 def study_folder(cfg: TuneConfig) -> Path:
     """``logs/<study_dir>``, or ``study_dir`` itself when absolute (``logs/tune_<space name>`` when empty)."""
-    from aslkit.paths import logs_root
     name = cfg.study_dir or f"tune_{Path(space_name(cfg)).stem}"
     return Path(name) if Path(name).is_absolute() else logs_root() / name
 
 
 def score_key(task: str) -> str:
     """The metrics.csv column that picks a run's best epoch (and is a trial's value)."""
-    from aslkit.tasks import ClassificationObjective, CTCObjective
-    return CTCObjective.score_key if task == C.SLUG_FS else ClassificationObjective.score_key
+    return plugin(task).score_key
 
 
 def run_score(run: str | Path, key: str, direction: str = "maximize") -> tuple[float, list[float]]:
@@ -360,7 +351,6 @@ def epoch_reporter(trial: "optuna.Trial", key: str, reported: set[int]) -> Calla
 def make_objective(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]], folder: Path):
     """``trial -> value``: train the trial's run folder (reporting every epoch, pruned by the study's pruner) and
     return its best epoch's score."""
-    from aslkit.train import make_train_config, train
     preset, base = preset_of(cfg), base_overrides(cfg)
 
     def objective(trial: "optuna.Trial") -> float:
@@ -442,8 +432,9 @@ def write_summary(study: "optuna.Study", folder: Path, space: Mapping[str, Mappi
 
 def plot_summary(df: pd.DataFrame, space: Mapping[str, Mapping[str, Any]], direction: str, path: str | Path):
     """Value per trial with the best so far, then the value against each searched parameter; saved to ``path``."""
-    import aslkit.plotting  # noqa: F401  (selects the Agg backend outside notebooks)
     import matplotlib.pyplot as plt
+
+    import aslkit.plotting  # noqa: F401  (selects the Agg backend outside notebooks)
     done = df[df["state"] == "COMPLETE"] if len(df) else df
     keys = list(space)
     cols = min(4, len(keys) + 1)

@@ -2,36 +2,51 @@
 folder, an ensemble of them (asl-signs), and one table of every model and the ensemble on the same held-out
 participants (OOF accuracy, TFLite grader-clone accuracy, latency, size).
 
-Layout of an experiment folder ``<run>``: asl-signs ``<run>/<model_name>/`` per family and ``<run>/ensemble/``;
-fingerspelling (one CTC model) ``<run>`` itself.
+Layout of an experiment folder ``<run>``: ``<run>/<model_name>/`` per family and ``<run>/ensemble/`` (asl-signs);
+with a single unnamed member (fingerspelling's default) ``<run>`` itself is the run folder.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import pandas as pd
 
-from aslkit import constants as C
+from aslkit.config import default_profile, make_config
+from aslkit.export import ConvertConfig, convert
+from aslkit.paths import logs_root
+from aslkit.runs import TrainConfig, is_finished
+from aslkit.submit import package, score_run
+from aslkit.tasks.registry import plugin
+from aslkit.train import make_train_config, train
 
-if TYPE_CHECKING:
-    from aslkit.train import TrainConfig
-
-# Families trained by the notebooks when ``models`` is empty, per profile (I6's ``frames25`` / ``frames80`` are left
-# out of quick until their quick preset is shown to learn on the synthetic data; name them in ``models`` to add them).
-DEFAULT_MODELS: dict[str, list[str]] = {"ci": ["transformer", "conv1d"],
-                                        "quick": ["transformer", "cnn", "frames25", "conv1d"],
-                                        "full": ["transformer", "cnn", "frames25", "frames80", "conv1d"]}
 ENSEMBLE_DIR = "ensemble"
 
 
+class Experiment(NamedTuple):
+    """One notebook experiment: its profile, folder and member model names (see ``experiment``)."""
+
+    profile: str
+    run: Path
+    members: list[str]
+
+
+def experiment(task: str, profile: str | None = None, run: str | Path = "", models: list[str] | None = None
+               ) -> Experiment:
+    """The experiment of a notebook's parameters, printed: ``profile`` (default ``$ASLKIT_PROFILE`` or quick), the
+    folder ``run`` (default ``logs/<task>_<profile>``) and the members (``models`` or the task's default zoo)."""
+    profile = profile or default_profile()
+    folder = Path(run) if run else logs_root() / f"{task}_{profile}"
+    exp = Experiment(profile, folder, zoo_members(task, profile, models))
+    print("profile:", exp.profile, "| experiment folder:", exp.run, "| models:", exp.members)
+    return exp
+
+
 def zoo_members(task: str, profile: str, models: list[str] | None = None) -> list[str]:
-    """Model names of an experiment: ``models`` or the profile's default zoo (asl-signs); ``[""]`` (the run folder
-    itself) for fingerspelling."""
-    if task == C.SLUG_FS:
-        return [""]
-    return list(models) if models else list(DEFAULT_MODELS[profile])
+    """Model names of an experiment: ``models``, or the task's default for the profile (asl-signs: the zoo of
+    families; fingerspelling: ``[""]``, the experiment folder itself)."""
+    return plugin(task).zoo_members(profile, models)
 
 
 def member_dir(run: str | Path, name: str) -> Path:
@@ -45,9 +60,8 @@ def submitted_dir(run: str | Path, members: list[str]) -> Path:
 
 
 def member_configs(profile: str, task: str, run: str | Path, members: list[str], overrides: dict | None = None,
-                   data_dir: str = "") -> dict[str, "TrainConfig"]:
+                   data_dir: str = "") -> dict[str, TrainConfig]:
     """The training config of every member (profile preset, the family's preset, then ``overrides``)."""
-    from aslkit.train import make_train_config
     out = {}
     for name in members:
         ov = {"task": task, "run_name": str(member_dir(run, name).resolve()), "data_dir": data_dir,
@@ -56,24 +70,18 @@ def member_configs(profile: str, task: str, run: str | Path, members: list[str],
     return out
 
 
-def train_zoo(cfgs: dict[str, "TrainConfig"]) -> dict[str, Path]:
+def train_zoo(cfgs: dict[str, TrainConfig]) -> dict[str, Path]:
     """Train every member's config (resume an interrupted run, keep a finished one); returns the run folders."""
-    from aslkit.train import train
     out = {}
     for name, cfg in cfgs.items():
         folder = Path(cfg.run_name)
         last = folder / "checkpoints" / "last.pt"
-        if last.is_file() and _finished(folder, cfg.optim.epochs):
+        if last.is_file() and is_finished(folder, cfg.optim.epochs):
             print(f"{folder}: already trained ({cfg.optim.epochs} epochs)")
             out[name] = folder
         else:
             out[name] = train(resume=folder) if last.is_file() else train(cfg)
     return out
-
-
-def _finished(folder: Path, epochs: int) -> bool:
-    metrics = folder / "metrics.csv"
-    return metrics.is_file() and len(pd.read_csv(metrics)) >= epochs
 
 
 def zoo_metrics(runs: dict[str, Path]) -> pd.DataFrame:
@@ -89,21 +97,18 @@ def zoo_metrics(runs: dict[str, Path]) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def make_zoo_ensemble(run: str | Path, members: list[str]):
-    """The ensemble folder of an asl-signs experiment (weights fitted on the members' OOF logits), or None when
-    there is a single member."""
-    if len(members) < 2:
+def make_zoo_ensemble(task: str, run: str | Path, members: list[str]) -> Path | None:
+    """The one-file ensemble folder of an experiment (weights fitted on the members' OOF logits), or None when there
+    is a single member or the task has no ensembles."""
+    make = plugin(task).make_ensemble
+    if len(members) < 2 or make is None:
         return None
-    from aslkit.ensemble import EnsembleConfig, make_ensemble
-    return make_ensemble(EnsembleConfig(runs=[str(member_dir(run, m)) for m in members],
-                                        name=str((Path(run) / ENSEMBLE_DIR).resolve())))
+    return make([member_dir(run, m) for m in members], (Path(run) / ENSEMBLE_DIR).resolve())
 
 
 def convert_zoo(run: str | Path, members: list[str], overrides: dict | None = None) -> dict[str, dict]:
     """``convert`` every member and the ensemble (which must exist when there are several members); returns the
     reports by name."""
-    from aslkit.config import make_config
-    from aslkit.export import ConvertConfig, convert
     folders = {m or Path(run).name: member_dir(run, m) for m in members}
     if len(members) > 1:
         folders[ENSEMBLE_DIR] = Path(run) / ENSEMBLE_DIR
@@ -124,24 +129,23 @@ def conversion_summary(reports: dict[str, dict]) -> pd.DataFrame:
 
 def score_zoo(run: str | Path, members: list[str]) -> dict[str, dict]:
     """Grade every member's and the ensemble's converted model with the grader clone (``score_run``)."""
-    from aslkit.submit import package, score_run
     folders = {m or Path(run).name: member_dir(run, m) for m in members}
     if len(members) > 1:
         folders[ENSEMBLE_DIR] = Path(run) / ENSEMBLE_DIR
     return {name: score_run(f, package(f, f / "export" / "graded_submission.zip")) for name, f in folders.items()}
 
 
-def zoo_table(run: str | Path, members: list[str]) -> pd.DataFrame:
+def zoo_table(task: str, run: str | Path, members: list[str]) -> pd.DataFrame:
     """Every member and the ensemble on the same held-out participants: OOF accuracy (torch), and where the model
     was converted and graded, the TFLite grader-clone accuracy, mean latency per sequence and size."""
-    from aslkit.families import FAMILIES, family_module
+    families = plugin(task).families
     folders = {m or Path(run).name: member_dir(run, m) for m in members}
     if (Path(run) / ENSEMBLE_DIR / "ensemble.json").is_file() and len(members) > 1:
         folders[ENSEMBLE_DIR] = Path(run) / ENSEMBLE_DIR
     rows = {}
     for name, f in folders.items():
         oof = pd.read_csv(f / "oof.csv")
-        row = {"model": family_module(name).DESCRIPTION if name in FAMILIES else name, "n": len(oof)}
+        row = {"model": families.description(name), "n": len(oof)}
         if "label" in oof:
             row["OOF accuracy"] = float((oof["pred"] == oof["label"]).mean())
         score = f / "score.json"

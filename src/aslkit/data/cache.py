@@ -1,8 +1,8 @@
-"""The prepared asl-signs cache on disk: its file layout, atomic writes, shard manifests, and the reader.
+"""The prepared cache on disk (both competitions): its file layout, atomic writes, shard manifests, and the reader.
 
-Layout of a cache folder (written by ``aslkit.prepare``)::
+Layout of a cache folder (written by ``aslkit.prepare`` through ``aslkit.data.sync``)::
 
-    config.yaml          the resolved PrepareConfig it was made with
+    config.yaml          the resolved preparation config it was made with
     index.parquet        one row per prepared sequence (INDEX_COLUMNS), sorted by sequence_id
     folds.csv            sequence_id, participant_id, fold (same row order as the index)
     errors.csv           path, error: the files skipped with skip_bad (header only when none)
@@ -197,18 +197,6 @@ class ShardedCache:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({str(self.path)!r}: {len(self)} sequences, {self.meta['n_frames']} frames, "
                 f"{len(self.subset)} landmarks)")
-
-
-class PreparedSigns(ShardedCache):
-    """Read-only view of a prepared asl-signs cache: ``ds[i]`` is sequence ``i`` of ``ds.index`` as
-    ``[T, S, 3]`` float32 (NaNs kept), where S landmarks are the flat indices ``ds.subset``."""
-
-    @property
-    def config(self):
-        """The ``PrepareConfig`` the cache was made with."""
-        from aslkit.config import load_config
-        from aslkit.prepare import PrepareConfig
-        return load_config(PrepareConfig, require_file(self.path / CONFIG, "cache config"))
 
 
 def expand_to_full(x: np.ndarray, subset: np.ndarray) -> np.ndarray:

@@ -7,12 +7,20 @@ into normalised image landmarks with the camera projection, tracking noise, and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from aslkit import constants as C
-from aslkit.synth.kinematics import (N_SHAPE_PARAMS, HandGeometry, arm_ik, hand_local, hand_world, mirror_x,
-                                     rotation_about)
+from aslkit.synth.kinematics import (
+    N_SHAPE_PARAMS,
+    HandGeometry,
+    arm_ik,
+    hand_local,
+    hand_world,
+    mirror_x,
+    rotation_about,
+)
 
 HEAD_CENTER_Y = 21.0      # canonical face origin above the shoulder line (cm)
 HEAD_CENTER_Z = 2.0
@@ -74,23 +82,48 @@ class Signer:
         return self.camera.focal / (self.camera.distance - HEAD_CENTER_Z)
 
 
+@dataclass(frozen=True)
+class RecordingStyle:
+    """How the recordings of one competition differ: who signs left-handed, where the face sits in the frame, the
+    camera's aspect ratio, tracking quality, hand swaps, where hands rest, how often the other hand is free."""
+
+    left_share: float
+    face_x: tuple[float, float]
+    face_y: tuple[float, float]
+    aspect: Callable[[np.random.Generator], float]
+    quality: tuple[float, float]              # Beta(a, b) of the hand detection rate
+    swap_rate: tuple[float, float]
+    rest_height: tuple[float, float]
+    nd_free_share: float
+
+
+RECORDING_STYLES = {
+    # asl-signs: landscape-ish webcam framing, right- and left-handed signers alike
+    C.SLUG_SIGNS: RecordingStyle(0.5, (0.38, 0.56), (0.30, 0.44), lambda rng: rng.uniform(1.0, 1.3), (6, 1.9),
+                                 (0.0, 0.08), (-75, -55), 0.3),
+    # asl-fingerspelling: portrait phone selfies, 8 % left-handed, the other hand often holding the phone
+    C.SLUG_FS: RecordingStyle(0.08, (0.55, 0.72), (0.22, 0.36), lambda rng: rng.normal(1.898, 0.02), (5.0, 1.6),
+                              (0.0, 0.3), (-95, -80), 0.5),
+}
+
+
 def sample_signer(rng: np.random.Generator, participant_id: int, task: str) -> Signer:
     """A new person with their own body, camera, tempo and tracking quality (docs/synthetic_data.md §4, §6)."""
-    fs = task == C.SLUG_FS
-    left = rng.random() < (0.08 if fs else 0.5)
+    style = RECORDING_STYLES[task]
+    left = rng.random() < style.left_share
     height = rng.normal(1.0, 0.06)
     distance = rng.uniform(80, 140)
     face_w = rng.uniform(0.18, 0.3)                     # face width as a share of the image width
     focal = face_w * (distance - HEAD_CENTER_Z) / 15.3
-    face_x = rng.uniform(0.55, 0.72) if fs else rng.uniform(0.38, 0.56)
-    face_y = rng.uniform(0.22, 0.36) if fs else rng.uniform(0.30, 0.44)
-    aspect = rng.normal(1.898, 0.02) if fs else rng.uniform(1.0, 1.3)
+    face_x = rng.uniform(*style.face_x)
+    face_y = rng.uniform(*style.face_y)
+    aspect = style.aspect(rng)
     head_y = HEAD_CENTER_Y * height
     # Optical axis chosen so that the head centre lands at (face_x, face_y).
     cx = -(face_x - 0.5) * (distance - HEAD_CENTER_Z) / focal
     cy = head_y + (face_y - 0.5) * aspect * (distance - HEAD_CENTER_Z) / focal
     camera = Camera(distance, focal, (cx, cy), np.deg2rad(rng.normal(0, 4)), aspect)
-    quality = rng.beta(5.0, 1.6) if fs else rng.beta(6, 1.9)
+    quality = rng.beta(*style.quality)
     return Signer(
         participant_id=participant_id,
         dominant="left" if left else "right",
@@ -102,15 +135,15 @@ def sample_signer(rng: np.random.Generator, participant_id: int, task: str) -> S
         speed=float(np.exp(rng.normal(0, 0.25))),
         hand_detect=float(np.clip(quality, 0.25, 0.995)),
         dropout_burst=float(rng.uniform(2, 8)),
-        swap_rate=float(rng.uniform(0.0, 0.3) if fs else rng.uniform(0.0, 0.08)),
+        swap_rate=float(rng.uniform(*style.swap_rate)),
         face_dropout=float(rng.uniform(0.0005, 0.003)),
         jitter=float(rng.uniform(0.0015, 0.004)),
         shape_bias=rng.normal(0, 7, N_SHAPE_PARAMS),
         location_bias=rng.normal(0, 1.5, 3),
         amplitude=float(np.exp(rng.normal(0, 0.15))),
-        rest_height=float(rng.uniform(-95, -80) if fs else rng.uniform(-75, -55)),
+        rest_height=float(rng.uniform(*style.rest_height)),
         head_pose=np.deg2rad(rng.normal(0, [8, 6, 4])),
-        nd_free=bool(rng.random() < (0.5 if fs else 0.3)),
+        nd_free=bool(rng.random() < style.nd_free_share),
     )
 
 

@@ -195,6 +195,9 @@ def _run(fn, jobs: list, workers: int) -> list:
         return pool.map(fn, jobs, chunksize=1)
 
 
+WRITERS = {C.SLUG_SIGNS: write_signs, C.SLUG_FS: write_fingerspelling}
+
+
 def generate(task: str, out: str | Path, size: str = "quick", seed: int = 0, workers: int | None = None,
              overwrite: bool = False) -> Path:
     """Write one synthetic dataset of ``task`` into ``out`` in the Kaggle layout and return ``out``."""
@@ -212,8 +215,7 @@ def generate(task: str, out: str | Path, size: str = "quick", seed: int = 0, wor
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
     t0 = time.time()
-    writer = write_signs if task == C.SLUG_SIGNS else write_fingerspelling
-    df = writer(out, SIZES[size], seed, workers)
+    df = WRITERS[task](out, SIZES[size], seed, workers)
     info = {"task": task, "size": size, "seed": seed, "generator_version": GENERATOR_VERSION,
             "sequences": int(len(df)), "seconds": round(time.time() - t0, 1), "counts": asdict(SIZES[size])}
     (out / MARKER).write_text(json.dumps(info, indent=1))

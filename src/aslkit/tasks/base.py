@@ -1,0 +1,187 @@
+"""The contract between the stages and a competition plug-in.
+
+* ``TaskPlugin``: what a competition provides (presets, families, preparation, the loop's parts, conversion,
+  grading, validation, zoo members);
+* ``TaskParts`` and the ``Objective`` protocol: what the one training loop needs from a task;
+* ``FamilyRegistry``: the model families of a competition, picked by ``model_name``;
+* ``TaskExport`` and ``degenerate_inputs``: what the conversion stage needs to build and check a TFLite graph.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from aslkit import constants as C
+
+Sample = Callable[[int, "np.random.Generator | None"], tuple[np.ndarray, Any]]
+
+
+class Objective(Protocol):
+    """How the loop turns a task's samples into batches, losses, predictions, metrics and OOF files."""
+
+    score_key: str                  # the validation metric that picks the best epoch (higher is better)
+    train_stat: str | None          # the training-progress statistic it reports (e.g. train_acc), if any
+
+    def collate(self, batch: list) -> tuple[Any, Any, torch.Tensor]: ...
+
+    def to(self, inputs: Any, targets: Any, device: torch.device) -> tuple[Any, Any]: ...
+
+    def train_step(self, model: nn.Module, inputs: Any, targets: Any, rng: np.random.Generator,
+                   teachers: Sequence[Any] = ()) -> tuple[Any, torch.Tensor]: ...
+
+    def forward(self, model: nn.Module, inputs: Any) -> Any: ...
+
+    def loss(self, outputs: Any, targets: Any, inputs: Any, reduction: str = "mean") -> torch.Tensor: ...
+
+    def hits(self, outputs: Any, targets: Any, inputs: Any) -> int: ...
+
+    def predictions(self, outputs: Any, inputs: Any) -> list: ...
+
+    def metrics(self, preds: list, idx: np.ndarray, index: pd.DataFrame, loss_sum: float) -> dict[str, float]: ...
+
+    def save_oof(self, run: Path, preds: list, idx: np.ndarray, index: pd.DataFrame) -> None: ...
+
+
+@dataclass
+class TaskParts:
+    """What the loop needs from a task."""
+
+    source: Any                     # indexable: i -> raw landmarks [T, S, 3]
+    index: pd.DataFrame             # one row per sample: sequence_id, participant_id, fold (+ task columns)
+    features: nn.Module
+    model: nn.Module
+    objective: Objective
+    sample: Sample                  # (row, rng or None) -> (raw landmarks, target)
+    data: dict = field(default_factory=dict)      # where the data came from (saved as data.json in the run)
+    on_split: Callable[[np.ndarray], np.ndarray] | None = None   # training rows -> rows to sample (e.g. weights)
+
+
+@dataclass(frozen=True)
+class FamilyEntry:
+    """Where a model family lives and the fixed overrides that make the variant."""
+
+    module: str
+    overrides: dict = field(default_factory=dict)
+
+
+class FamilyRegistry:
+    """The model families of one competition, picked by ``TrainConfig.model_name`` (empty: the default family).
+
+    A family is a package that defines ``DESCRIPTION`` (one line for tables), ``PRESETS`` (``{profile: TrainConfig
+    overrides}`` applied after the task's preset), ``build_modules(cfg, subset) -> (features, model)`` (the feature
+    module, exported inside the TFLite graph, and the untrained model) and ``build_augment(cfg, subset)`` (its
+    per-sample training augmentation of raw sequences). Names map to a package and fixed overrides (a variant such
+    as I6's two sequence lengths is a name of its own).
+    """
+
+    def __init__(self, task: str, entries: dict[str, FamilyEntry], default: str):
+        self.task, self.entries, self.default = task, dict(entries), default
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.entries
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def resolve(self, name: str) -> str:
+        """``name``, or the default family for an empty name."""
+        return name or self.default
+
+    def module(self, name: str) -> ModuleType:
+        """The package of family ``name`` (ValueError naming the known families)."""
+        name = self.resolve(name)
+        if name not in self.entries:
+            raise ValueError(f"unknown model_name {name!r}; known {self.task} families: {sorted(self.entries)}")
+        return importlib.import_module(self.entries[name].module)
+
+    def presets(self, name: str, profile: str | None) -> list[dict[str, Any]]:
+        """The overrides family ``name`` adds to a config: its profile preset, then the variant's fixed overrides."""
+        mod = self.module(name)
+        out = []
+        if profile:
+            if profile not in mod.PRESETS:
+                raise KeyError(f"family {self.resolve(name)!r} has no preset {profile!r}; known: {sorted(mod.PRESETS)}")
+            out.append(mod.PRESETS[profile])
+        out.append(self.entries[self.resolve(name)].overrides)
+        return out
+
+    def build_modules(self, cfg: Any, subset: np.ndarray) -> tuple[nn.Module, nn.Module]:
+        """The feature module (eval mode) and the untrained model of a run config."""
+        features, model = self.module(cfg.model_name).build_modules(cfg, np.asarray(subset))
+        return features.eval(), model
+
+    def build_augment(self, cfg: Any, subset: np.ndarray) -> Any:
+        """The per-sample training augmentation of the run config's family."""
+        return self.module(cfg.model_name).build_augment(cfg, np.asarray(subset))
+
+    def description(self, name: str) -> str:
+        """The family's one-line description (the name itself when it is not a family)."""
+        return self.module(name).DESCRIPTION if name in self.entries else name
+
+
+@dataclass
+class TaskExport:
+    """What conversion needs from a task: the grader-input module, its input, edge cases, validation data and how
+    a build's outputs are compared with torch's."""
+
+    model: nn.Module
+    example: torch.Tensor
+    input_shape: tuple
+    degenerate: dict[str, np.ndarray]
+    seqs: list[np.ndarray]
+    oof: pd.DataFrame | None
+    compare: Callable[[list[np.ndarray], list[np.ndarray], pd.DataFrame], dict]
+    extra_files: dict[str, str] = field(default_factory=dict)   # written next to model.tflite (inference_args.json)
+
+
+def degenerate_inputs(landmarks: np.ndarray | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """Edge cases every build must answer with finite outputs: 1 and 2 frames, no hands, all NaN, 1,000 frames,
+    as ``[T, P, 3]`` sequences of ``landmarks`` (default: all 543)."""
+    landmarks = np.arange(C.ROWS_PER_FRAME) if landmarks is None else np.asarray(landmarks)
+    n_landmarks = len(landmarks)
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.2, 0.8, (40, n_landmarks, 3)).astype(np.float32)
+    no_hands = base.copy()
+    no_hands[:, np.isin(landmarks, C.HANDS)] = np.nan
+    return {"1 frame": base[:1], "2 frames": base[:2], "all-NaN hands": no_hands,
+            "all-NaN input": np.full((12, n_landmarks, 3), np.nan, np.float32),
+            "1000 frames": rng.uniform(0.2, 0.8, (1000, n_landmarks, 3)).astype(np.float32)}
+
+
+@dataclass(frozen=True)
+class TaskPlugin:
+    """Everything the stages need from one competition (``aslkit.tasks.<task>.plugin.PLUGIN``)."""
+
+    slug: str
+    presets: dict[str, dict[str, Any]]            # task-level TrainConfig overrides per profile (the family's follow)
+    families: FamilyRegistry
+    default_subset: np.ndarray                    # the landmarks of the default cache (build without data)
+    prepare_config: type                          # the preparation config (``aslkit prepare``)
+    prepare: Callable[[Any], Path]                # prepare (or bring up to date) a cache; returns its folder
+    open_cache: Callable[[str | Path], Any]       # a prepared cache folder as a ShardedCache
+    prepare_overrides: Callable[[Any], dict]      # TrainConfig -> overrides of the default preparation config
+    build_task: Callable[[Any, Any], TaskParts]   # (TrainConfig, prepared cache) -> what the loop needs
+    score_key: str                                # the validation metric of the task
+    task_export: Callable[[Path, str, int], TaskExport]   # (run, checkpoint, parity limit) -> conversion input
+    score_run: Callable[[Path, Any], dict]        # grader clone of a run's submission on its held-out sequences
+    score_table: Callable[[dict], pd.Series]      # headline figures of ``score_run``
+    validate: Callable[[list, Any], dict]         # OOF report of run folders
+    validation_plots: Callable[[list, dict], list]
+    example_rows: Callable[[Any, int], pd.DataFrame]     # rows of a cache worth plotting, with a ``title``
+    zoo_members: Callable[[str, list | None], list[str]]  # (profile, models) -> member names of an experiment
+    tune_space: str                               # the default search space of ``aslkit tune``
+    make_ensemble: Callable[..., Path] | None = None   # (member runs, name, weights_from, weights) -> folder
+
+
+def require_task(config_task: str, slug: str, what: str) -> None:
+    """ValueError when a config meant for another competition reaches this one's ``what``."""
+    if config_task != slug:
+        raise ValueError(f"{what} supports task {slug!r} only, got {config_task!r}")

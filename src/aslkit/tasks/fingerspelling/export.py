@@ -1,0 +1,140 @@
+"""The asl-fingerspelling grader graph: selected wide columns in, the decoded phrase as one-hot rows out.
+
+``FSGraderModel`` takes exactly what Kaggle's grader feeds (``inputs`` float32 ``[T, 390]``: the columns of
+``inference_args.json`` = ``constants.FS_130_COLUMNS``, all x then all y then all z, NaNs included) and returns
+``outputs`` ``[ceil(max_frames / stride), 60]``. The grader takes the per-row argmax and maps it through the
+character map, dropping unknown indices, with no CTC collapse; so the graph does the greedy CTC decoding itself: a
+row carries its frame's best character only where it differs from the previous frame's, otherwise (and for blanks
+and padding rows) index 59, which the grader drops. Every shape after the frame selection is static
+(``max_frames``): shorter sequences are padded with NaN frames, longer ones subsampled
+(``frames.padded_frame_positions``, the same frames as in training). When fewer than ``min_hand_frames`` frames show
+a hand, the rows spell the fallback phrase.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from aslkit import constants as C
+from aslkit.data.fs import encode_phrase, landmarks_to_blocks, read_fs_file
+from aslkit.runs import checkpoint_path, load_checkpoint, read_data_record, read_run_config
+from aslkit.tasks.base import TaskExport, degenerate_inputs
+from aslkit.tasks.fingerspelling.evaluate import fs_score, read_fs_oof
+from aslkit.tasks.fingerspelling.families import FAMILIES
+from aslkit.tasks.fingerspelling.frames import hand_frames, padded_frame_positions
+from aslkit.tasks.fingerspelling.prepare import PreparedFS
+
+
+def grader_decode(output: np.ndarray) -> str:
+    """The grader's line: ``"".join(rev_character_map.get(s, "") for s in np.argmax(output, axis=1))``."""
+    rev = dict(enumerate(C.CHARACTERS))
+    return "".join(rev.get(int(s), "") for s in np.argmax(output, axis=1))
+
+
+def wide_columns(landmarks: np.ndarray | None = None) -> list[str]:
+    """The selected columns of the graph's input (and of ``inference_args.json``), in order."""
+    return C.FS_130_COLUMNS if landmarks is None else C.fs_columns(landmarks)
+
+
+def inference_args(landmarks: np.ndarray | None = None) -> str:
+    """``inference_args.json`` text: ``{"selected_columns": [...]}`` from the same constant the graph reshapes by."""
+    return json.dumps({"selected_columns": wide_columns(landmarks)})
+
+
+class FSGraderModel(nn.Module):
+    """Grader input ``[T, 3 * P]`` (block order, NaNs) -> ``[max_frames, classes]`` one-hot rows of the phrase."""
+
+    def __init__(self, features: nn.Module, model: nn.Module, fallback: str = "", min_hand_frames: int = 0):
+        super().__init__()
+        self.features, self.model = features, model
+        self.n_landmarks = len(features.landmarks)
+        self.max_frames = features.cfg.max_frames
+        self.min_hand_frames = float(min_hand_frames)
+        n_classes, rows = model.cfg.num_classes, -(-self.max_frames // model.cfg.stride)
+        ids = np.full(rows, C.CTC_BLANK, dtype=np.int64)
+        fb = encode_phrase(fallback)[:rows]
+        ids[: len(fb)] = fb
+        self.register_buffer("fallback_rows", nn.functional.one_hot(torch.as_tensor(ids), n_classes).float(),
+                             persistent=False)
+        self.register_buffer("classes", torch.arange(n_classes), persistent=False)
+
+    def frames(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Landmarks ``[max_frames, P, 3]`` (NaN rows after the sequence) and the real-frame mask."""
+        x = inputs.reshape(-1, 3, self.n_landmarks).permute(0, 2, 1)
+        pos, valid = padded_frame_positions(x, self.max_frames)
+        x = torch.where(valid[:, None, None], x[pos], torch.full_like(x[:1], float("nan")))
+        return x, valid
+
+    def decoded_ids(self, logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Greedy CTC decoding as a fixed-length row of ids: the best id where it changes, else the blank."""
+        best = logits.argmax(-1)
+        prev = torch.cat([torch.full_like(best[:1], -1), best[:-1]])
+        return torch.where((best != prev) & valid, best, torch.full_like(best, C.CTC_BLANK))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        x, valid = self.frames(inputs)
+        logits = self.model(self.features(x).unsqueeze(0), valid.unsqueeze(0))[0]
+        out_valid = self.model.output_mask(valid.unsqueeze(0))[0]
+        rows = (self.decoded_ids(logits, out_valid)[:, None] == self.classes[None, :]).float()
+        use_fallback = (hand_frames(x, self.features.landmarks) < self.min_hand_frames).float()
+        return use_fallback * self.fallback_rows + (1.0 - use_fallback) * rows
+
+
+def load_fs_grader_model(run: str | Path, checkpoint: str = "best") -> FSGraderModel:
+    """The trained CTC model of a fingerspelling run folder as an ``FSGraderModel`` (fallback from data.json)."""
+    data = read_data_record(run)
+    features, model = FAMILIES.build_modules(read_run_config(run), np.array(data["subset"]))
+    model.load_state_dict(load_checkpoint(checkpoint_path(run, checkpoint))["model"])
+    return FSGraderModel(features, model, data.get("fallback_phrase", ""), data.get("min_hand_frames", 0)).eval()
+
+
+def fs_validation_sequences(run: str | Path, limit: int = 0) -> tuple[list[np.ndarray], pd.DataFrame]:
+    """Grader inputs ``[T, 390]`` of a run's validation sequences, read from the original parquet files with the
+    selected columns exactly as the grader does, and their ``oof.csv`` rows (same order)."""
+    run = Path(run)
+    data = read_data_record(run)
+    oof = read_fs_oof(run / "oof.csv")
+    oof = oof.iloc[:limit].reset_index(drop=True) if limit else oof
+    index = PreparedFS(data["prepared_dir"]).index.set_index("sequence_id")
+    files = index.loc[oof["sequence_id"], ["source", "file_id"]].reset_index()
+    cols = wide_columns(np.array(data["subset"]))
+    seqs: dict[int, np.ndarray] = {}
+    for (source, file_id), grp in files.groupby(["source", "file_id"], sort=False):
+        folder = "train_landmarks" if source == "train" else "supplemental_landmarks"
+        seqs.update(read_fs_file(Path(data["data_dir"]) / folder / f"{file_id}.parquet", cols, grp["sequence_id"]))
+    return [seqs[int(s)] for s in oof["sequence_id"]], oof
+
+
+def degenerate_fs_inputs(landmarks: np.ndarray | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """``tasks.base.degenerate_inputs`` of the fingerspelling landmarks as grader rows ``[T, 3 * P]``."""
+    landmarks = C.FS_130 if landmarks is None else landmarks
+    return {k: landmarks_to_blocks(x) for k, x in degenerate_inputs(landmarks, seed).items()}
+
+
+def phrase_parity(texts: list[str], ref: list[str], labels: list[str]) -> dict:
+    """How a build's decoded phrases compare with torch's: share of equal strings, both scores, their gap."""
+    s_build, s_torch = fs_score(labels, texts), fs_score(labels, ref)
+    return {"agreement": float(np.mean([a == b for a, b in zip(texts, ref)])), "score": s_build,
+            "torch_score": s_torch, "score_diff": abs(s_build - s_torch), "n_parity": len(texts)}
+
+
+def compare_phrases(outs: list[np.ndarray], ref: list[np.ndarray], oof: pd.DataFrame) -> dict:
+    """asl-fingerspelling parity: decoded phrases (the grader's decoding) equal to torch's, and the two scores."""
+    return phrase_parity([grader_decode(o) for o in outs], [grader_decode(o) for o in ref],
+                         list(oof["phrase"].iloc[:len(outs)]))
+
+
+def task_export(run: Path, checkpoint: str = "best", parity_limit: int = 0) -> TaskExport:
+    """What ``aslkit convert`` needs from a fingerspelling run: the grader graph (selected wide columns in, decoded
+    one-hot rows out), edge cases, the validation sequences read as the grader does, the phrase comparison and
+    ``inference_args.json``."""
+    model = load_fs_grader_model(run, checkpoint)
+    n = model.n_landmarks
+    seqs, oof = fs_validation_sequences(run, parity_limit) if (run / "oof.csv").is_file() else ([], None)
+    return TaskExport(model, torch.rand(23, 3 * n), (None, 3 * n), degenerate_fs_inputs(model.features.landmarks),
+                      seqs, oof, compare_phrases, {"inference_args.json": inference_args(model.features.landmarks)})

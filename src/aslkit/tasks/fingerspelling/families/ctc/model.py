@@ -1,0 +1,116 @@
+"""F5's fingerspelling encoder with a CTC head: a Conv1d stem, pre-LN transformer blocks with rotary position
+embeddings (cos/sin tables computed once and shared by all layers), LayerDrop, and a linear CTC head
+(59 characters + blank)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aslkit.constants import CTC_BLANK
+
+
+@dataclass
+class CTCConfig:
+    """Size of the encoder (F5's student: 24 layers of 256; the quick preset is much smaller)."""
+
+    dim: int = 256
+    layers: int = 6
+    heads: int = 4
+    ffn_mult: int = 4
+    dropout: float = 0.1
+    layerdrop: float = 0.1
+    conv_kernel: int = 3
+    stride: int = 1                  # time downsampling of the stem (2: one output frame per two input frames)
+    max_len: int = 1024              # rows of the rotary tables (longest sequence the model can take)
+    num_classes: int = CTC_BLANK + 1  # 59 characters + the blank (index 59)
+    distill_head: bool = False       # a second head for distillation from a teacher's labels (F5), not exported
+
+
+class Rotary(nn.Module):
+    """Rotary position embedding tables ``cos``/``sin`` ``[max_len, head_dim]``, built once, looked up by gather."""
+
+    def __init__(self, head_dim: int, max_len: int, base: float = 10000.0):
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary embeddings need an even head size, got {head_dim}")
+        inv = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        ang = torch.arange(max_len, dtype=torch.float32)[:, None] * inv[None, :]
+        ang = torch.cat([ang, ang], dim=-1)
+        self.register_buffer("cos", ang.cos(), persistent=False)
+        self.register_buffer("sin", ang.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``cos``, ``sin`` ``[T, head_dim]`` for the time axis (dim 1) of ``x`` ``[B, T, ...]``."""
+        pos = torch.ones_like(x[0, :, 0], dtype=torch.long).cumsum(0) - 1      # 0..T-1 without a dynamic slice
+        return self.cos[pos], self.sin[pos]
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` ``[B, H, T, D]`` by the per-position angles (the rotate-half convention)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block: rotary self-attention with a key padding mask, then a GELU feed-forward."""
+
+    def __init__(self, cfg: CTCConfig):
+        super().__init__()
+        self.heads = cfg.heads
+        self.norm1, self.norm2 = nn.LayerNorm(cfg.dim), nn.LayerNorm(cfg.dim)
+        self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)
+        self.out = nn.Linear(cfg.dim, cfg.dim)
+        self.ffn = nn.Sequential(nn.Linear(cfg.dim, cfg.ffn_mult * cfg.dim), nn.GELU(approximate="tanh"),
+                                 nn.Dropout(cfg.dropout), nn.Linear(cfg.ffn_mult * cfg.dim, cfg.dim))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], bias: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        dh = D // self.heads
+        q, k, v = (t.reshape(B, T, self.heads, dh).transpose(1, 2) for t in self.qkv(self.norm1(x)).chunk(3, -1))
+        q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        att = torch.softmax(q @ k.transpose(-1, -2) / dh ** 0.5 + bias, dim=-1)
+        h = (att @ v).transpose(1, 2).reshape(B, T, D)
+        x = x + self.drop(self.out(h))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class CTCEncoder(nn.Module):
+    """Frame features ``[B, T, F]`` (+ valid-frame mask ``[B, T]``) -> per-frame CTC logits ``[B, T, classes]``."""
+
+    def __init__(self, cfg: CTCConfig, in_features: int):
+        super().__init__()
+        self.cfg = cfg
+        self.proj = nn.Linear(in_features, cfg.dim)
+        if cfg.conv_kernel % 2 == 0:
+            raise ValueError(f"model.conv_kernel must be odd, got {cfg.conv_kernel}")
+        self.stem = nn.Conv1d(cfg.dim, cfg.dim, cfg.conv_kernel, stride=cfg.stride, padding=cfg.conv_kernel // 2)
+        self.rope = Rotary(cfg.dim // cfg.heads, cfg.max_len)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, cfg.num_classes)
+        self.distill_head = nn.Linear(cfg.dim, cfg.num_classes) if cfg.distill_head else None
+
+    def output_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """Valid output frames ``[B, ceil(T / stride)]`` of an input frame mask ``[B, T]``."""
+        return mask[:, ::self.cfg.stride]
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, distill: bool = False):
+        """Logits ``[B, ceil(T / stride), classes]``; with ``distill``, also those of the distillation head."""
+        valid = torch.ones_like(x[..., 0]) if mask is None else mask.to(x.dtype)
+        h = self.proj(x) * valid.unsqueeze(-1)
+        conv = F.gelu(self.stem(h.transpose(1, 2)).transpose(1, 2), approximate="tanh")
+        valid = self.output_mask(valid)
+        h = (h[:, ::self.cfg.stride] + conv) * valid.unsqueeze(-1)
+        bias = ((1.0 - valid) * -1e4)[:, None, None, :]                        # padded keys get no attention
+        rope = self.rope(h)
+        for block in self.blocks:
+            if self.training and self.cfg.layerdrop > 0 and torch.rand(()) < self.cfg.layerdrop:
+                continue                                                          # LayerDrop: skip the block
+            h = block(h, rope, bias)
+        h = self.norm(h)
+        return (self.head(h), self.distill_head(h)) if distill else self.head(h)

@@ -1,0 +1,164 @@
+"""What the one training loop needs from asl-fingerspelling: the cache's samples with outer CutMix and the
+family's augmentation (``FSSampler``), supplemental rows by weight, and CTC over masked variable-length batches with
+greedy decoding and Kaggle's normalised total Levenshtein score (``CTCObjective``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from aslkit.config import make_config
+from aslkit.data.fs import decode_indices, encode_phrase
+from aslkit.recipes import TeacherTerm, ousm_mean
+from aslkit.runs import TrainConfig, data_record
+from aslkit.tasks.base import TaskParts
+from aslkit.tasks.fingerspelling.augment import FSAugmentConfig, outer_cutmix
+from aslkit.tasks.fingerspelling.ctc_ops import ctc_loss, greedy_decode
+from aslkit.tasks.fingerspelling.evaluate import fallback_phrase, fs_score
+from aslkit.tasks.fingerspelling.families import FAMILIES
+from aslkit.tasks.fingerspelling.frames import hand_frames, select_frames
+
+
+class CTCObjective:
+    """Phrases: CTC loss over masked variable-length batches, greedy decoding, Kaggle's (N - D) / N score.
+
+    Targets are ``(character ids, hand frames)``; a sample with fewer than ``min_hand_frames`` frames showing a hand
+    is predicted as ``fallback`` (as the exported graph does).
+    """
+
+    score_key = "val_score"
+    train_stat = None
+
+    def __init__(self, fallback: str = "", min_hand_frames: int = 0, ousm_k: int = 0):
+        self.fallback, self.min_hand_frames, self.ousm_k = fallback, min_hand_frames, ousm_k
+
+    def collate(self, batch: list) -> tuple[tuple, tuple, torch.Tensor]:
+        feats, targets, idx = zip(*batch)
+        lengths = torch.as_tensor([len(f) for f in feats])
+        x = nn.utils.rnn.pad_sequence(list(feats), batch_first=True)
+        mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
+        ids = [torch.as_tensor(t[0], dtype=torch.long) for t in targets]
+        hands = torch.as_tensor([t[1] for t in targets])
+        return (x, mask, hands), (torch.cat(ids), torch.as_tensor([len(i) for i in ids])), torch.as_tensor(idx)
+
+    def to(self, inputs: tuple, targets: tuple, device: torch.device):
+        return tuple(t.to(device) for t in inputs), tuple(t.to(device) for t in targets)
+
+    def train_step(self, model: nn.Module, inputs: tuple, targets: tuple, rng: np.random.Generator,
+                   teachers: Sequence[TeacherTerm] = ()) -> tuple[tuple, torch.Tensor]:
+        """Outputs and CTC loss of one training batch (without the ``ousm_k`` worst sequences), plus each teacher's
+        term: ``kd`` trains the model's distillation head (its main head when it has none) on the teacher's greedy
+        labels (F5); ``consistency`` is the MSE of the per-frame softmax over valid frames."""
+        net = getattr(model, "module", model)
+        x, mask = inputs[0], inputs[1]
+        head = any(t.kind == "kd" for t in teachers) and getattr(net.cfg, "distill_head", False)
+        logits, d_logits = model(x, mask, distill=True) if head else (model(x, mask), None)
+        out_mask = net.output_mask(mask)
+        loss = ousm_mean(ctc_loss(logits, out_mask, targets[0], targets[1], reduction="none"), self.ousm_k)
+        for t in teachers:
+            with torch.no_grad():
+                t_logits = t.module(x, mask)
+            if t_logits.shape != logits.shape:
+                raise ValueError(f"teacher outputs {tuple(t_logits.shape)} do not match the model's "
+                                 f"{tuple(logits.shape)} (same features and stride needed)")
+            if t.kind == "kd":
+                ids = [torch.as_tensor(s, dtype=torch.long) for s in greedy_decode(t_logits.float(), out_mask)]
+                lengths = torch.as_tensor([len(i) for i in ids], device=x.device)
+                flat = torch.cat(ids).to(x.device) if ids else lengths.new_zeros(0)
+                term = ctc_loss(logits if d_logits is None else d_logits, out_mask, flat, lengths)
+            else:
+                frame = (logits.float().softmax(-1) - t_logits.float().softmax(-1)).pow(2).mean(-1)
+                term = (frame * out_mask).sum() / out_mask.sum().clamp(min=1)
+            loss = loss + t.weight * term
+        return (logits, out_mask), loss
+
+    def forward(self, model: nn.Module, inputs: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and their frame mask (the model may downsample time)."""
+        return model(inputs[0], inputs[1]), getattr(model, "module", model).output_mask(inputs[1])
+
+    def loss(self, outputs: tuple, targets: tuple, inputs: tuple, reduction: str = "mean") -> torch.Tensor:
+        return ctc_loss(outputs[0], outputs[1], targets[0], targets[1], reduction=reduction)
+
+    def hits(self, outputs: tuple, targets: tuple, inputs: tuple) -> int:
+        return 0
+
+    def predictions(self, outputs: tuple, inputs: tuple) -> list[str]:
+        texts = [decode_indices(s) for s in greedy_decode(outputs[0].float(), outputs[1])]
+        hands = inputs[2].tolist()
+        return [self.fallback if h < self.min_hand_frames else t for t, h in zip(texts, hands)]
+
+    def metrics(self, preds: list, idx: np.ndarray, index: pd.DataFrame, loss_sum: float) -> dict[str, float]:
+        """Mean CTC loss and the normalised total Levenshtein score of the validation phrases."""
+        if not len(idx):
+            return {"val_loss": float("nan"), "val_score": float("nan")}
+        return {"val_loss": loss_sum / len(idx), "val_score": fs_score(index["phrase"].to_numpy()[idx], preds)}
+
+    def save_oof(self, run: Path, preds: list, idx: np.ndarray, index: pd.DataFrame) -> None:
+        """``oof.csv``: sequence_id, participant_id, fold, phrase, pred, length (frames)."""
+        rows = index.iloc[idx][["sequence_id", "participant_id", "fold", "phrase", "length"]].reset_index(drop=True)
+        rows.insert(4, "pred", preds)
+        rows.to_csv(run / "oof.csv", index=False)
+
+
+class FSSampler:
+    """Training samples of a prepared fingerspelling cache: outer CutMix with a partner of the same participant,
+    the per-sample augmentation, the frame cap; target = (character ids, frames with a hand)."""
+
+    def __init__(self, prepared, index: pd.DataFrame, transform, cutmix_p: float, max_frames: int):
+        self.prepared, self.transform, self.cutmix_p, self.max_frames = prepared, transform, cutmix_p, max_frames
+        self.phrases = index["phrase"].to_numpy()
+        self.participants = index["participant_id"].to_numpy()
+        self.partners: dict[int, np.ndarray] = {}
+
+    def fit(self, rows: np.ndarray) -> None:
+        """CutMix partners are drawn from these (training) rows only."""
+        rows = np.unique(rows)
+        self.partners = {int(p): rows[self.participants[rows] == p] for p in np.unique(self.participants[rows])}
+
+    def __call__(self, i: int, rng: np.random.Generator | None) -> tuple[np.ndarray, tuple[np.ndarray, int]]:
+        x, phrase = np.asarray(self.prepared[i], dtype=np.float32), str(self.phrases[i])
+        if rng is not None:
+            pool = self.partners.get(int(self.participants[i]), np.zeros(0, np.int64))
+            if self.cutmix_p > 0 and rng.random() < self.cutmix_p and len(pool) > 1:
+                j = int(rng.choice(pool))
+                x, phrase = outer_cutmix(x, phrase, np.asarray(self.prepared[j], np.float32), str(self.phrases[j]),
+                                         rng)
+            x = self.transform(x, rng)
+        x = select_frames(x, self.max_frames)
+        return x, (encode_phrase(phrase), hand_frames(x, self.prepared.subset))
+
+
+def weighted_rows(rows: np.ndarray, is_supplemental: np.ndarray, weight: float, seed: int) -> np.ndarray:
+    """Training rows with every supplemental row taken ``weight`` times on average (floor(weight) copies, plus one
+    more for a seeded random fraction); train rows once."""
+    supp = rows[is_supplemental[rows]]
+    base = rows[~is_supplemental[rows]]
+    whole, frac = int(np.floor(weight)), weight - np.floor(weight)
+    extra = np.random.default_rng(seed).random(len(supp)) < frac
+    return np.sort(np.concatenate([base, np.repeat(supp, whole), supp[extra]]))
+
+
+def build_task(cfg: TrainConfig, prepared: Any) -> TaskParts:
+    """asl-fingerspelling: the prepared cache, the family's features, augmentation and model, fallback phrase."""
+    features, model = FAMILIES.build_modules(cfg, prepared.subset)
+    index = prepared.index.merge(prepared.folds[["sequence_id", "fold"]], on="sequence_id", how="left")
+    acfg = make_config(FSAugmentConfig, overrides=cfg.augment)
+    transform = FAMILIES.build_augment(cfg, prepared.subset)
+    sampler = FSSampler(prepared, index, transform, acfg.cutmix_p, features.cfg.max_frames)
+    objective = CTCObjective(min_hand_frames=cfg.min_hand_frames, ousm_k=cfg.recipe.ousm_k)
+    is_supp = (index["source"] == "supplemental").to_numpy()
+    data = data_record(prepared)
+
+    def on_split(rows: np.ndarray) -> np.ndarray:
+        sampler.fit(rows)
+        objective.fallback = fallback_phrase(index["phrase"].to_numpy()[rows[~is_supp[rows]]] if
+                                             (~is_supp[rows]).any() else index["phrase"].to_numpy()[rows])
+        data["fallback_phrase"] = objective.fallback
+        data["min_hand_frames"] = cfg.min_hand_frames
+        return weighted_rows(rows, is_supp, cfg.supplemental_weight, cfg.seed)
+
+    return TaskParts(prepared, index, features, model, objective, sampler, data, on_split)

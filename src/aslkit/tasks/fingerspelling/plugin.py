@@ -1,0 +1,50 @@
+"""The asl-fingerspelling plug-in: what the stages need from this competition, in one ``TaskPlugin``."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aslkit import constants as C
+from aslkit.tasks.base import TaskPlugin
+from aslkit.tasks.fingerspelling import evaluate, export, grade, objective
+from aslkit.tasks.fingerspelling.families import FAMILIES
+from aslkit.tasks.fingerspelling.prepare import FS_LANDMARKS, PreparedFS, PrepareFSConfig, prepare_fingerspelling
+
+_OPTIM = {"optim.optimizer": "adamw", "optim.schedule": "warmup_cosine", "optim.label_smoothing": 0.0}
+# Task-level TrainConfig overrides per profile; the family's own preset (``families/<family>``) is applied after.
+PRESETS: dict[str, dict[str, Any]] = {
+    "ci": {"synth_size": "ci", **_OPTIM, "optim.epochs": 3, "optim.batch_size": 16, "optim.lr": 3e-3},
+    "quick": {"synth_size": "quick", **_OPTIM, "optim.epochs": 60, "optim.batch_size": 16, "optim.lr": 3e-3,
+              "workers": 1},
+    "full": {"synth_size": "full", **_OPTIM, "optim.epochs": 200, "optim.batch_size": 64, "optim.ema_decay": 0.999,
+             "supplemental_weight": 0.5},
+}
+
+
+def zoo_members(profile: str, models: list[str] | None = None) -> list[str]:
+    """Model names of an experiment: the named families, or ``[""]`` (the experiment folder itself is the run of
+    the default family)."""
+    return list(models) if models else [""]
+
+
+def prepare_overrides(cfg: Any) -> dict:
+    """The preparation overrides of a run config that names no prepared cache: its data folder, synthetic size and
+    whether supplemental sequences are trained on."""
+    return {"data_dir": cfg.data_dir, "synth_size": cfg.synth_size, "include_supplemental": cfg.supplemental_weight > 0}
+
+
+def example_rows(prepared: Any, k: int = 4) -> pd.DataFrame:
+    """The first ``k`` phrases longer than 20 frames, each with a ``title``."""
+    index = prepared.index
+    return index[index["length"] > 20].head(k).assign(title=lambda d: d["phrase"])
+
+
+PLUGIN = TaskPlugin(
+    slug=C.SLUG_FS, presets=PRESETS, families=FAMILIES, default_subset=np.asarray(FS_LANDMARKS["fs130"]),
+    prepare_config=PrepareFSConfig, prepare=prepare_fingerspelling, open_cache=PreparedFS,
+    prepare_overrides=prepare_overrides, build_task=objective.build_task, score_key=objective.CTCObjective.score_key,
+    task_export=export.task_export, score_run=grade.score_run, score_table=grade.score_table,
+    validate=evaluate.validate_fs, validation_plots=evaluate.validation_plots, example_rows=example_rows,
+    zoo_members=zoo_members, tune_space="fs")

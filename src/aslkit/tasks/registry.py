@@ -1,0 +1,52 @@
+"""The registry of competitions: slug -> plug-in, and the few things every stage asks of "the task of this config
+or run folder". The only place that dispatches on a task."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from aslkit import constants as C
+from aslkit.runs import TrainConfig, checkpoint_path, load_checkpoint, read_run_config, run_subset, run_task
+from aslkit.tasks.base import TaskParts, TaskPlugin
+
+TASKS: dict[str, str] = {C.SLUG_SIGNS: "aslkit.tasks.signs.plugin",
+                         C.SLUG_FS: "aslkit.tasks.fingerspelling.plugin"}
+DEFAULT_TASK = C.SLUG_SIGNS
+
+
+def plugin(task: str) -> TaskPlugin:
+    """The plug-in of competition ``task`` (ValueError naming the known ones)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
+    return importlib.import_module(TASKS[task]).PLUGIN
+
+
+def plugin_of_run(run: str | Path) -> TaskPlugin:
+    """The plug-in of a run folder's competition."""
+    return plugin(run_task(run))
+
+
+def build_task(cfg: TrainConfig, prepared: Any) -> TaskParts:
+    """The ``TaskParts`` of a run config on an opened prepared cache."""
+    return plugin(cfg.task).build_task(cfg, prepared)
+
+
+def build_modules(cfg: TrainConfig, subset: np.ndarray) -> tuple[nn.Module, nn.Module]:
+    """The feature module and the (untrained) model of a run config of either task (its family: ``model_name``)."""
+    return plugin(cfg.task).families.build_modules(cfg, subset)
+
+
+def load_run_model(run: str | Path, checkpoint: str = "best") -> tuple[TrainConfig, nn.Module, nn.Module]:
+    """(config, feature module, model with the checkpoint's weights) of a finished run folder, either task."""
+    run = Path(run)
+    for need in (run / "config.yaml", run / "data.json", checkpoint_path(run, checkpoint)):
+        if not need.is_file():
+            raise FileNotFoundError(f"{run}: not a finished run folder (missing {need.relative_to(run)})")
+    cfg = read_run_config(run)
+    features, model = build_modules(cfg, run_subset(run))
+    model.load_state_dict(load_checkpoint(checkpoint_path(run, checkpoint))["model"])
+    return cfg, features, model

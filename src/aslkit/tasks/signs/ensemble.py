@@ -1,0 +1,191 @@
+"""One-file ensembles of asl-signs runs (``aslkit convert RUN RUN ...``).
+
+An ensemble folder (``logs/<name>/``) holds ``ensemble.json`` (member run folders, their weights and where the
+weights came from), the ``data.json`` of its members, and, when the weights were fitted on out-of-fold predictions,
+the ensemble's ``oof.csv`` / ``oof_logits.npy``; ``aslkit convert``, ``submit`` and ``score`` treat it like a run.
+
+The exported graph runs every member on the raw ``[T, 543, 3]`` input, each with its own preprocessing, and adds
+their logits with the fitted weights, without softmax (I2 found that consistently better than averaging
+probabilities). Weights are fitted on the out-of-fold logits of runs trained on one fold and can then be applied
+to members trained on all data (I2's procedure: ``weights_from``).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from aslkit import constants as C
+from aslkit.paths import logs_root
+from aslkit.runs import read_data_record, run_task, write_data_record, write_json_atomic
+from aslkit.tasks.signs.graph import load_grader_model
+
+ENSEMBLE_FILE = "ensemble.json"
+
+
+@dataclass
+class EnsembleConfig:
+    """Members of an ensemble and how its weights are chosen."""
+
+    runs: list[str] = field(default_factory=list)          # member run folders (the models that are exported)
+    weights_from: list[str] = field(default_factory=list)  # fold runs whose OOF logits fit the weights, one per
+                                                           # member in the same order (default: the members)
+    weights: list[float] = field(default_factory=list)     # explicit weights (skip fitting)
+    name: str = ""                                         # folder under logs/ (or absolute); default from members
+    checkpoint: str = "best"
+    grid_step: float = 0.05                                 # simplex grid of the weight search
+
+
+def is_ensemble(run: str | Path) -> bool:
+    """Whether a folder is an ensemble folder."""
+    return (Path(run) / ENSEMBLE_FILE).is_file()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Weights
+# ------------------------------------------------------------------------------------------------------------------
+def aligned_oof(runs: list[str | Path]) -> tuple[pd.DataFrame, list[np.ndarray]]:
+    """The OOF rows of the first run and every run's OOF logits in that row order (ValueError when the runs were
+    validated on different sequences)."""
+    frames, logits = [], []
+    for run in map(Path, runs):
+        if not (run / "oof.csv").is_file() or not (run / "oof_logits.npy").is_file():
+            raise FileNotFoundError(f"{run}: no oof.csv / oof_logits.npy (ensemble weights are fitted on runs with a "
+                                    f"validation fold)")
+        frames.append(pd.read_csv(run / "oof.csv"))
+        logits.append(np.load(run / "oof_logits.npy"))
+    ref = frames[0]
+    out = [logits[0]]
+    for run, f, z in zip(runs[1:], frames[1:], logits[1:]):
+        if set(f["sequence_id"]) != set(ref["sequence_id"]):
+            raise ValueError(f"{run}: validated on other sequences than {runs[0]} (train every member on the same "
+                             f"fold of the same prepared data)")
+        pos = pd.Series(np.arange(len(f)), index=f["sequence_id"]).loc[ref["sequence_id"]].to_numpy()
+        out.append(z[pos])
+    return ref, out
+
+
+def simplex_grid(n: int, step: float) -> np.ndarray:
+    """All weight vectors of ``n`` non-negative multiples of ``step`` that sum to 1."""
+    k = int(round(1 / step))
+    rows = [c for c in itertools.product(range(k + 1), repeat=n - 1) if sum(c) <= k]
+    return np.array([[*c, k - sum(c)] for c in rows], dtype=np.float64) / k
+
+
+def fit_weights(logits: list[np.ndarray], labels: np.ndarray, step: float = 0.05) -> np.ndarray:
+    """Weights of the members' logits (non-negative, sum 1) that maximise the accuracy of their weighted sum on
+    ``labels``; ties go to the lower cross-entropy. An exhaustive simplex grid for up to four members, coordinate
+    ascent over the same grid steps beyond."""
+    z = np.stack([np.asarray(x, np.float64) for x in logits])                 # [M, N, C]
+    if len(z) == 1:
+        return np.ones(1)
+
+    def key(w: np.ndarray) -> tuple[float, float]:
+        s = np.tensordot(w, z, axes=1)
+        acc = float((s.argmax(1) == labels).mean())
+        s = s - s.max(1, keepdims=True)
+        nll = float(np.mean(np.log(np.exp(s).sum(1)) - s[np.arange(len(labels)), labels]))
+        return acc, -nll
+
+    if len(z) <= 4:
+        grid = simplex_grid(len(z), step)
+        return grid[max(range(len(grid)), key=lambda i: key(grid[i]))]
+    w = np.full(len(z), 1 / len(z))
+    for _ in range(10):
+        before = key(w)
+        for i in range(len(z)):
+            cands = [np.clip(w + d * (np.eye(len(z))[i] - w), 0, None) for d in np.linspace(-1, 1, 21)]
+            w = max(cands, key=key)
+        if key(w) <= before:
+            break
+    return w / w.sum()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The folder and the graph
+# ------------------------------------------------------------------------------------------------------------------
+def _member_names(runs: list[Path]) -> list[str]:
+    import yaml
+    names = []
+    for r in runs:
+        cfg = yaml.safe_load((r / "config.yaml").read_text()) if (r / "config.yaml").is_file() else {}
+        names.append(cfg.get("model_name", r.name))
+    return names
+
+
+def make_ensemble(cfg: EnsembleConfig) -> Path:
+    """Create the ensemble folder of ``cfg``: fit (or take) the weights, write ensemble.json, data.json and, when the
+    members have OOF predictions, the ensemble's OOF files. Returns the folder."""
+    runs = [Path(r) for r in cfg.runs]
+    if len(runs) < 2:
+        raise ValueError(f"an ensemble needs at least two runs, got {cfg.runs}")
+    for r in runs:
+        if not (r / "config.yaml").is_file() or run_task(r) != C.SLUG_SIGNS:
+            raise ValueError(f"{r}: not an asl-signs run folder (ensembles are for asl-signs)")
+    fit_runs = [Path(r) for r in (cfg.weights_from or cfg.runs)]
+    if len(fit_runs) != len(runs):
+        raise ValueError(f"weights_from names {len(fit_runs)} runs for {len(runs)} members")
+    rec = {"members": [str(r.resolve()) for r in runs], "families": _member_names(runs),
+           "checkpoint": cfg.checkpoint}
+    if cfg.weights:
+        if len(cfg.weights) != len(runs) or min(cfg.weights) < 0:
+            raise ValueError(f"weights {cfg.weights} must be {len(runs)} non-negative numbers")
+        weights, rec["weights_source"] = np.asarray(cfg.weights, np.float64), "given"
+    else:
+        oof, logits = aligned_oof(fit_runs)
+        weights = fit_weights(logits, oof["label"].to_numpy(), cfg.grid_step)
+        rec["weights_source"] = [str(r.resolve()) for r in fit_runs]
+        rec["fit_member_oof_accuracy"] = [float((z.argmax(1) == oof["label"]).mean()) for z in logits]
+        rec["fit_oof_accuracy"] = float((np.tensordot(weights, np.stack(logits), 1).argmax(1) == oof["label"]).mean())
+    rec["weights"] = [float(w) for w in weights]
+    name = cfg.name or "ensemble_" + "+".join(rec["families"]) + time.strftime("_%Y%m%d_%H%M%S")
+    out = Path(name) if Path(name).is_absolute() else logs_root() / name
+    out.mkdir(parents=True, exist_ok=True)
+    write_data_record(out, read_data_record(runs[0]))
+    if all((r / "oof.csv").is_file() for r in runs):
+        oof, logits = aligned_oof(runs)
+        z = np.tensordot(weights, np.stack(logits), 1).astype(np.float32)
+        oof = oof.assign(pred=z.argmax(1))
+        oof.to_csv(out / "oof.csv", index=False)
+        np.save(out / "oof_logits.npy", z)
+        rec["oof_accuracy"] = float((oof["pred"] == oof["label"]).mean())
+        rec["member_oof_accuracy"] = [float((x.argmax(1) == oof["label"]).mean()) for x in logits]
+    write_json_atomic(out / ENSEMBLE_FILE, rec)
+    print(f"ensemble {out}: " + ", ".join(f"{f} x {w:.2f}" for f, w in zip(rec["families"], weights))
+          + (f"; OOF accuracy {rec['oof_accuracy']:.4f} (members {rec['member_oof_accuracy']})"
+             if "oof_accuracy" in rec else ""))
+    return out
+
+
+class EnsembleGraderModel(nn.Module):
+    """Raw grader input ``[T, 543, 3]`` -> the weighted sum of the members' logits (no softmax)."""
+
+    def __init__(self, members: list[nn.Module], weights: list[float]):
+        super().__init__()
+        if len(members) != len(weights):
+            raise ValueError(f"{len(members)} members but {len(weights)} weights")
+        self.members = nn.ModuleList(members)
+        self.weights = [float(w) for w in weights]
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        out = None
+        for w, m in zip(self.weights, self.members):
+            if w == 0.0:
+                continue                                              # a zero-weight member is left out of the graph
+            y = w * m(inputs)
+            out = y if out is None else out + y
+        return out
+
+
+def load_ensemble_model(folder: str | Path) -> EnsembleGraderModel:
+    """The ``EnsembleGraderModel`` of an ensemble folder (its members' checkpoints)."""
+    rec = json.loads((Path(folder) / ENSEMBLE_FILE).read_text())
+    members = [load_grader_model(r, rec.get("checkpoint", "best")) for r in rec["members"]]
+    return EnsembleGraderModel(members, rec["weights"]).eval()

@@ -1,0 +1,48 @@
+"""What the conversion stage (``aslkit.export``) needs from an asl-signs run: its grader-input module (one run or a
+one-file ensemble), the validation sequences read from the original parquet files, and the parity check
+(argmax agreement and logit differences)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from aslkit.data.islr import load_relevant_data_subset
+from aslkit.runs import read_data_record
+from aslkit.tasks.base import TaskExport, degenerate_inputs
+from aslkit.tasks.signs.ensemble import is_ensemble, load_ensemble_model
+from aslkit.tasks.signs.graph import load_grader_model
+from aslkit.tasks.signs.prepare import PreparedSigns
+
+
+def validation_sequences(run: str | Path, limit: int = 0) -> tuple[list[np.ndarray], pd.DataFrame]:
+    """Raw grader inputs of a run's validation sequences, read from the original parquet files as Kaggle does."""
+    run = Path(run)
+    data = read_data_record(run)
+    oof = pd.read_csv(run / "oof.csv")
+    if limit:
+        oof = oof.iloc[:limit]
+    index = PreparedSigns(data["prepared_dir"]).index.set_index("sequence_id")
+    paths = [Path(data["data_dir"]) / index.loc[s, "path"] for s in oof["sequence_id"]]
+    return [load_relevant_data_subset(p) for p in paths], oof.reset_index(drop=True)
+
+
+def compare_logits(outs: list[np.ndarray], ref: list[np.ndarray], oof: pd.DataFrame) -> dict:
+    """asl-signs parity: argmax agreement and absolute logit differences (and the torch accuracy)."""
+    out, r = np.stack(outs), np.stack(ref)
+    diff = np.abs(out - r)
+    rep = {"agreement": float((out.argmax(1) == r.argmax(1)).mean()), "max_abs_diff": float(diff.max()),
+           "mean_abs_diff": float(diff.mean()), "n_parity": len(outs)}
+    if "label" in oof:
+        rep["torch_accuracy"] = float((r.argmax(1) == oof["label"].to_numpy()[:len(r)]).mean())
+    return rep
+
+
+def task_export(run: Path, checkpoint: str = "best", parity_limit: int = 0) -> TaskExport:
+    """What ``aslkit convert`` needs from an asl-signs run or ensemble folder: the grader-input module (raw
+    ``[T, 543, 3]``), edge cases, the validation sequences read as Kaggle does, and the logit comparison."""
+    model = load_ensemble_model(run) if is_ensemble(run) else load_grader_model(run, checkpoint)
+    seqs, oof = validation_sequences(run, parity_limit) if (run / "oof.csv").is_file() else ([], None)
+    return TaskExport(model, torch.rand(23, 543, 3), (None, 543, 3), degenerate_inputs(), seqs, oof, compare_logits)

@@ -1,0 +1,140 @@
+"""Exportable torch helpers shared by the feature modules and models of every family.
+
+Every op here follows the torch -> ONNX -> onnx2tf rules of ``depstack.md`` sections 5-6 (Gather-based resampling
+with the time length taken from a tensor, static reshapes, no boolean indexing), so a feature module built from them
+is carried through the TFLite export unchanged:
+
+* resampling along time (``linear_resample``, ``masked_linear_resample``) and exact integer division in float16
+  builds (``floor_div``);
+* NaN handling (``nan_to_zero``) and masked pooling (``masked_mean``);
+* manifold mixup inside a model (``MixPlan``, ``apply_mix``);
+* ``export_friendly``: DeBERTa-v2's relative-position gather as a one-hot product while exporting.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+
+def resample_positions(frames: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices ``i0``, ``i1`` and weight ``w`` ``[length]`` of a linear resample of the leading axis of
+    ``frames`` to ``length`` (the sampling of ``interpolate(mode="linear", align_corners=False)``)."""
+    first = frames[(slice(None),) + (0,) * (frames.dim() - 1)]                 # [T]
+    n = torch.ones_like(first).sum()                                            # T as a float tensor (traced)
+    pos = (torch.arange(length, dtype=frames.dtype, device=frames.device) + 0.5) * (n / length) - 0.5
+    pos = torch.minimum(pos.clamp(min=0.0), n - 1)
+    i0f = pos.floor()
+    w = pos - i0f
+    i0 = i0f.long()
+    i1 = torch.minimum(i0 + 1, (n - 1).long())
+    return i0, i1, w
+
+
+def _expand(w: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``w`` ``[L]`` reshaped to broadcast over the trailing axes of ``like``."""
+    return w.reshape([w.shape[0]] + [1] * (like.dim() - 1))
+
+
+def linear_resample(f: torch.Tensor, length: int) -> torch.Tensor:
+    """``f`` ``[T, ...]`` linearly resampled along its first axis to ``[length, ...]`` (Gather-based)."""
+    i0, i1, w = resample_positions(f, length)
+    w = _expand(w, f)
+    return f.index_select(0, i0) * (1 - w) + f.index_select(0, i1) * w
+
+
+def masked_linear_resample(f: torch.Tensor, valid: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """NaN-aware linear resample of ``f`` ``[T, P, C]`` (zeros where missing) with ``valid`` ``[T, P]`` (0/1).
+
+    Returns ``([length, P, C], [length, P])``: the validity-weighted blend of the two neighbouring frames (the valid
+    one alone when the other misses the point) and whether any neighbour with a non-zero weight was valid.
+    """
+    i0, i1, w = resample_positions(f, length)
+    w = _expand(w, valid)
+    a = (1 - w) * valid.index_select(0, i0)
+    b = w * valid.index_select(0, i1)
+    den = a + b
+    has = (den > 0).to(f.dtype)
+    safe = den + (1 - has)
+    out = (f.index_select(0, i0) * a.unsqueeze(-1) + f.index_select(0, i1) * b.unsqueeze(-1)) / safe.unsqueeze(-1)
+    return out * has.unsqueeze(-1), has
+
+
+def floor_div(num: torch.Tensor, den: int) -> torch.Tensor:
+    """``floor(num / den)`` of integer-valued float ``num`` (exact below 2**24), exact in the float16 TFLite build
+    too, where the converter multiplies by a float16 reciprocal of ``den`` (see ``fix_quotient``)."""
+    return fix_quotient(num, torch.floor(num / float(den)), den)
+
+
+def fix_quotient(num: torch.Tensor, q: torch.Tensor, den: int, corrections: int = 2) -> torch.Tensor:
+    """``floor(num / den)`` from an estimate ``q`` that is at most ``corrections`` off, using exact integer products
+    (an estimate through a float16 reciprocal is at most 1 off for quotients below about 2,000, 2 below 4,000)."""
+    for _ in range(corrections):
+        q = q + (num >= (q + 1.0) * den).to(num.dtype) - (num < q * den).to(num.dtype)
+    return q
+
+
+def nan_to_zero(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` ``[..., 3]`` with NaN points set to 0, and the point validity ``[...]`` (1 when all 3 are finite)."""
+    valid = 1.0 - torch.isnan(x.sum(-1)).to(x.dtype)
+    x0 = torch.where(torch.isnan(x), torch.zeros_like(x), x) * valid.unsqueeze(-1)
+    return x0, valid
+
+
+def masked_mean(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over time of ``h`` ``[B, L, D]``, counting only frames where ``mask`` is 1 (all frames if None)."""
+    if mask is None:
+        return h.mean(dim=1)
+    m = mask.to(h.dtype).unsqueeze(-1)
+    return (h * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+
+
+@dataclass
+class MixPlan:
+    """Mix hidden states ``lam * h + (1 - lam) * h[perm]`` at mixing point ``point`` of the model."""
+
+    perm: torch.Tensor
+    lam: float
+    point: int
+
+
+def apply_mix(h: torch.Tensor, plan: MixPlan | None, point: int) -> torch.Tensor:
+    """``h`` mixed by ``plan`` when ``plan`` is for ``point``, else ``h`` unchanged."""
+    if plan is None or plan.point != point:
+        return h
+    return plan.lam * h + (1.0 - plan.lam) * h[plan.perm]
+
+
+def onehot_gather(x: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
+    """``torch.gather`` along the last axis as a one-hot product (exports as Equal/Mul/ReduceSum, not GatherElements).
+
+    Numerically identical to ``torch.gather(x, -1, index)`` for ``x`` ``[..., Q, K2]`` and ``index`` ``[..., Q, K]``.
+    """
+    if dim not in (-1, x.dim() - 1):
+        return torch.gather(x, dim, index)
+    classes = torch.arange(x.shape[-1], device=x.device)
+    onehot = (index.unsqueeze(-1) == classes).to(x.dtype)                   # [..., Q, K, K2]
+    return (onehot * x.unsqueeze(-2)).sum(-1)
+
+
+class _TorchWithOnehotGather:
+    """``torch`` as seen by the DeBERTa-v2 module during export: the same, except ``gather``."""
+
+    gather = staticmethod(onehot_gather)
+
+    def __getattr__(self, name: str):
+        return getattr(torch, name)
+
+
+@contextmanager
+def export_friendly():
+    """While exporting, DeBERTa-v2's relative-position ``torch.gather`` becomes ``onehot_gather``: onnx2tf cannot
+    convert that GatherElements in strict mode, and without strict mode it mis-lays-out other parts of the graph."""
+    from transformers.models.deberta_v2 import modeling_deberta_v2 as deberta
+    original = deberta.torch
+    deberta.torch = _TorchWithOnehotGather()
+    try:
+        yield
+    finally:
+        deberta.torch = original
