@@ -66,7 +66,7 @@ def layer_table(calls: int, tmp: Path) -> None:
 def family_table(presets: list[str], forms: list[str], calls: int, tmp: Path, overrides: list[str]) -> None:
     """One row per preset: parameters, TFLite size and median / p95 ms at T = 38 of both forms and builds."""
     from aslkit import constants as C
-    from aslkit.tasks.registry import build_modules as signs_modules
+    from aslkit.tasks.registry import build_modules
     from aslkit.tasks.signs.graph import GraderModel
     from aslkit.train import make_train_config
     print("\nCNN family grader model at T = 38 (30 % NaN left hand), median / p95 ms per sequence")
@@ -77,7 +77,7 @@ def family_table(presets: list[str], forms: list[str], calls: int, tmp: Path, ov
         for shifted in [f == "shifted" for f in forms]:
             cfg = make_train_config(preset, ["model_name=cnn", f"model.shifted_depthwise={shifted}", *overrides])
             torch.manual_seed(0)
-            features, model = signs_modules(cfg, subset)
+            features, model = build_modules(cfg, subset)
             grader = GraderModel(subset, features, model.eval()).eval()
             out = tmp / f"{preset}_{shifted}"
             builds = convert(grader, torch.rand(23, 543, 3), out, (None, 543, 3))

@@ -50,9 +50,10 @@ def build_untrained(preset: str, out: Path) -> dict[str, Path]:
     import torch
 
     from aslkit.tasks.fingerspelling.export import FSGraderModel
-    from aslkit.tasks.fingerspelling.families.ctc import build_modules as fs_modules
+    from aslkit.tasks.registry import build_modules
     from aslkit.train import make_train_config
-    features, model = fs_modules(make_train_config(preset, {"task": C.SLUG_FS}))
+    cfg = make_train_config(preset, {"task": C.SLUG_FS})
+    features, model = build_modules(cfg, C.FS_130)
     grader = FSGraderModel(features, model.eval(), "a", 3).eval()
     saved = onnx_to_saved_model(export_onnx(grader, out / "m.onnx", torch.rand(23, 390)), out / "sm")
     return {"float32": saved_model_to_tflite(saved, out / "f32.tflite", input_shape=(None, 390)),

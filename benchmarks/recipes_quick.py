@@ -17,6 +17,7 @@ import pandas as pd
 from aslkit import constants as C
 from aslkit.distill import distill_chain
 from aslkit.paths import logs_root
+from aslkit.runs import is_finished, read_run_config
 from aslkit.train import make_train_config, train
 
 SIGNS = {"model_name": "transformer"}
@@ -51,11 +52,7 @@ def _resolve(ov: dict, root: Path) -> dict:
 
 def _done(run: Path) -> bool:
     """True when the run logged every epoch of its config."""
-    from aslkit.config import load_config
-    from aslkit.runs import TrainConfig
-    if not (run / "metrics.csv").is_file():
-        return False
-    return len(pd.read_csv(run / "metrics.csv")) >= load_config(TrainConfig, run / "config.yaml").optim.epochs
+    return (run / "config.yaml").is_file() and is_finished(run, read_run_config(run).optim.epochs)
 
 
 def _best(run: Path) -> float:

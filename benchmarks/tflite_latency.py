@@ -18,12 +18,12 @@ from aslkit.tflite import tflite_runner
 def grader_module(preset: str, model_name: str):
     """The grader-input module of an untrained model of ``preset`` and family ``model_name``."""
     from aslkit import constants as C
-    from aslkit.tasks.registry import build_modules as signs_modules
+    from aslkit.tasks.registry import build_modules
     from aslkit.tasks.signs.graph import GraderModel
     from aslkit.train import make_train_config
     cfg = make_train_config(preset, {"model_name": model_name})
     subset = C.CACHE_SUBSETS["islr"]
-    features, model = signs_modules(cfg, subset)
+    features, model = build_modules(cfg, subset)
     return GraderModel(subset, features, model.eval()).eval()
 
 

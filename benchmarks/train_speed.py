@@ -10,7 +10,7 @@ import numpy as np
 
 from aslkit import constants as C
 from aslkit.tasks.registry import build_task
-from aslkit.train import Dist, EpochDataset, build_optimizer, make_loader, make_train_config
+from aslkit.train import Dist, EpochDataset, build_optimizer, make_loader, make_train_config, open_prepared
 
 
 def _step(parts, model, opt, batch) -> int:
@@ -33,7 +33,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = make_train_config(args.preset, {"task": args.task, "prepared_dir": args.prepared,
                                           **({"model_name": args.model_name} if args.model_name else {})})
-    parts = build_task(cfg)
+    parts = build_task(cfg, open_prepared(cfg))
     rows = np.arange(len(parts.index))
     if parts.on_split is not None:
         rows = parts.on_split(rows)

@@ -278,7 +278,7 @@ def set_epoch(model: nn.Module, epoch: int) -> None:
 
 
 def train_epoch(model, loader, optimizer, scheduler, ema, parts: TaskParts, cfg: OptimConfig, d: Dist, scaler,
-                epoch: int, seed: int = 0, rec: RecipeRun | None = None, student: Passenger | None = None
+                epoch: int, seed: int = 0, rec: RecipeRun | None = None, student: CoTrainedStudent | None = None
                 ) -> dict[str, float]:
     """One pass over the training data; returns mean loss (and accuracy for classification) of this process.
     Batch-level random draws (mixup) depend only on (seed, epoch, batch, rank); a ``student`` takes the same
@@ -391,7 +391,7 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
         print(f"{run}: no checkpoint yet, starting from the first epoch")
     elif d.main:
         start_run_folder(run, cfg, parts.data, copied)
-    student = Passenger(cfg, run, parts, d, total_steps, resume is not None) if cfg.recipe.student else None
+    student = CoTrainedStudent(cfg, run, parts, d, total_steps, resume is not None) if cfg.recipe.student else None
     net = nn.parallel.DistributedDataParallel(model) if d.world > 1 else model
     if d.main:
         print(f"run {run}: {len(tr_idx)} train / {len(va_idx)} val samples, {o.epochs} epochs, "
@@ -460,7 +460,7 @@ def make_soup(run: Path, cfg: TrainConfig, model: nn.Module, val_loader: DataLoa
     return record
 
 
-class Passenger:
+class CoTrainedStudent:
     """A model trained in the same loop on the same batches against the run's EMA teacher and the labels (the I6
     student): its own optimiser, schedule and ordinary run folder ``<run>/student`` (with a ``teacher`` link)."""
 

@@ -50,7 +50,7 @@ class ClassificationObjective:
                 mix = MixPlan(perm, lam, int(rng.integers(points)))
             else:
                 x = lam * inputs + (1 - lam) * inputs[perm]
-        outputs = _run(model, x, mix)
+        outputs = forward_mixed(model, x, mix)
         per, norm = self.per_sample(outputs, targets)
         if perm is not None:
             per_b, norm_b = self.per_sample(outputs, targets[perm])
@@ -58,7 +58,7 @@ class ClassificationObjective:
         loss = ousm_mean(per, self.ousm_k, norm)
         for t in teachers:
             with torch.no_grad():
-                t_out = _run(t.module, x, mix)
+                t_out = forward_mixed(t.module, x, mix)
             term = kd_per_sample(outputs, t_out, t.temperature) if t.kind == "kd" else \
                 consistency_per_sample(outputs, t_out)
             loss = loss + t.weight * term.mean()
@@ -112,7 +112,7 @@ class ClassificationObjective:
         np.save(run / "oof_logits.npy", logits.astype(np.float32))
 
 
-def _run(model: nn.Module, x: torch.Tensor, mix: Any) -> torch.Tensor:
+def forward_mixed(model: nn.Module, x: torch.Tensor, mix: Any) -> torch.Tensor:
     """``model`` on batch ``x``, mixed inside at ``mix`` (a ``MixPlan``, clipped to the model's mixing points)."""
     if mix is None:
         return model(x)
