@@ -220,6 +220,11 @@ def start_run_folder(run: Path, cfg: TrainConfig, data: dict, copied: list[str] 
         print(f"initialised {len(copied)} tensors from {cfg.recipe.init_from}")
 
 
+def is_run_folder(run: str | Path) -> bool:
+    """True when ``run`` holds a run's ``config.yaml`` (its training has started)."""
+    return (Path(run) / CONFIG_FILE).is_file()
+
+
 def is_finished(run: str | Path, epochs: int) -> bool:
     """True when the run folder logged all ``epochs``."""
     metrics = Path(run) / METRICS_FILE

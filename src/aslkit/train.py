@@ -25,12 +25,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
+import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
-
-import yaml
 
 from aslkit.config import PROFILES, apply_overrides, make_config, parse_overrides
 from aslkit.data.cache import expand_to_full
@@ -551,7 +550,7 @@ def _write_rank_summary(run: Path, model: nn.Module, d: Dist, student: nn.Module
     record = {"rank": d.rank, "param_sum": total(model)}
     if student is not None:
         record["student_param_sum"] = total(student)
-    (run / f"rank{d.rank}.json").write_text(json.dumps(record))
+    write_json_atomic(run / f"rank{d.rank}.json", record)
 
 
 def sample_draws(cfg: TrainConfig, prepared: Any, row: int, k: int = 4) -> tuple[list[np.ndarray], list[str]]:

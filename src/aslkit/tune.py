@@ -26,7 +26,7 @@ import pandas as pd
 
 from aslkit.config import default_profile, parse_overrides, save_config
 from aslkit.paths import logs_root
-from aslkit.runs import TrainConfig
+from aslkit.runs import TrainConfig, checkpoint_path, write_json_atomic
 from aslkit.tasks.registry import plugin
 from aslkit.train import build_optimizer, make_train_config, train
 
@@ -359,7 +359,7 @@ def make_objective(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]], fold
         reported: set[int] = set()
         on_epoch = epoch_reporter(trial, score_key(tcfg.task), reported)
         old = Path(trial.user_attrs.get("resume_run") or folder / "-")
-        if (old / "checkpoints" / "last.pt").is_file():
+        if checkpoint_path(old, "last").is_file():
             trial.set_user_attr("run", str(old))
             print(f"trial {trial.number}: continuing {old}", flush=True)
             run = train(resume=old, on_epoch=on_epoch)
@@ -426,7 +426,7 @@ def write_summary(study: "optuna.Study", folder: Path, space: Mapping[str, Mappi
     df.to_csv(folder / "trials.csv", index=False)
     best = best_record(study)
     if best is not None:
-        (folder / "best.json").write_text(json.dumps(best, indent=1, default=str))
+        write_json_atomic(folder / "best.json", json.loads(json.dumps(best, default=str)))
     plot_summary(df, space, study.direction.name.lower(), folder / "plots" / "tune_summary.png")
 
 

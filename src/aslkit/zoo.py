@@ -16,7 +16,7 @@ import pandas as pd
 from aslkit.config import default_profile, make_config
 from aslkit.export import ConvertConfig, convert
 from aslkit.paths import logs_root
-from aslkit.runs import TrainConfig, is_finished
+from aslkit.runs import TrainConfig, checkpoint_path, is_finished
 from aslkit.submit import package, score_run
 from aslkit.tasks.registry import plugin
 from aslkit.train import make_train_config, train
@@ -75,7 +75,7 @@ def train_zoo(cfgs: dict[str, TrainConfig]) -> dict[str, Path]:
     out = {}
     for name, cfg in cfgs.items():
         folder = Path(cfg.run_name)
-        last = folder / "checkpoints" / "last.pt"
+        last = checkpoint_path(folder, "last")
         if last.is_file() and is_finished(folder, cfg.optim.epochs):
             print(f"{folder}: already trained ({cfg.optim.epochs} epochs)")
             out[name] = folder

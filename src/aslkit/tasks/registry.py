@@ -10,7 +10,16 @@ import numpy as np
 from torch import nn
 
 from aslkit import constants as C
-from aslkit.runs import TrainConfig, checkpoint_path, load_checkpoint, read_run_config, run_subset, run_task
+from aslkit.runs import (
+    CONFIG_FILE,
+    DATA_FILE,
+    TrainConfig,
+    checkpoint_path,
+    load_checkpoint,
+    read_run_config,
+    run_subset,
+    run_task,
+)
 from aslkit.tasks.base import TaskParts, TaskPlugin
 
 TASKS: dict[str, str] = {C.SLUG_SIGNS: "aslkit.tasks.signs.plugin",
@@ -43,7 +52,7 @@ def build_modules(cfg: TrainConfig, subset: np.ndarray) -> tuple[nn.Module, nn.M
 def load_run_model(run: str | Path, checkpoint: str = "best") -> tuple[TrainConfig, nn.Module, nn.Module]:
     """(config, feature module, model with the checkpoint's weights) of a finished run folder, either task."""
     run = Path(run)
-    for need in (run / "config.yaml", run / "data.json", checkpoint_path(run, checkpoint)):
+    for need in (run / CONFIG_FILE, run / DATA_FILE, checkpoint_path(run, checkpoint)):
         if not need.is_file():
             raise FileNotFoundError(f"{run}: not a finished run folder (missing {need.relative_to(run)})")
     cfg = read_run_config(run)

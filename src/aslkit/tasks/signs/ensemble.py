@@ -24,7 +24,7 @@ from torch import nn
 
 from aslkit import constants as C
 from aslkit.paths import logs_root
-from aslkit.runs import read_data_record, run_task, write_data_record, write_json_atomic
+from aslkit.runs import is_run_folder, read_data_record, read_run_config, run_task, write_data_record, write_json_atomic
 from aslkit.tasks.signs.graph import load_grader_model
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -112,11 +112,9 @@ def fit_weights(logits: list[np.ndarray], labels: np.ndarray, step: float = 0.05
 # The folder and the graph
 # ------------------------------------------------------------------------------------------------------------------
 def _member_names(runs: list[Path]) -> list[str]:
-    import yaml
     names = []
     for r in runs:
-        cfg = yaml.safe_load((r / "config.yaml").read_text()) if (r / "config.yaml").is_file() else {}
-        names.append(cfg.get("model_name", r.name))
+        names.append(read_run_config(r).model_name if is_run_folder(r) else r.name)
     return names
 
 
@@ -127,7 +125,7 @@ def make_ensemble(cfg: EnsembleConfig) -> Path:
     if len(runs) < 2:
         raise ValueError(f"an ensemble needs at least two runs, got {cfg.runs}")
     for r in runs:
-        if not (r / "config.yaml").is_file() or run_task(r) != C.SLUG_SIGNS:
+        if not is_run_folder(r) or run_task(r) != C.SLUG_SIGNS:
             raise ValueError(f"{r}: not an asl-signs run folder (ensembles are for asl-signs)")
     fit_runs = [Path(r) for r in (cfg.weights_from or cfg.runs)]
     if len(fit_runs) != len(runs):
