@@ -162,3 +162,10 @@ def test_cli_train_reads_an_experiment_file(tmp_path, cache, monkeypatch):
     assert main(["train", "--config", str(path), "run_name=from_file", "optim.batch_size=16"]) == 0
     cfg = read_run_config(tmp_path / "logs" / "from_file")
     assert (cfg.optim.epochs, cfg.model["layers"], cfg.optim.batch_size) == (1, 1, 16)
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.py")))
+def test_every_benchmark_script_imports_the_layout(script):
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--help"], capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0 and "usage:" in res.stdout, res.stderr[-2000:]
