@@ -31,7 +31,8 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from aslkit.config import PROFILES, apply_overrides, make_config, parse_overrides
+from aslkit.config import PROFILES, apply_overrides, load_config, make_config, parse_overrides
+from aslkit.data.cache import CONFIG as CACHE_CONFIG
 from aslkit.data.cache import expand_to_full
 from aslkit.plotting import plot_learning_curves
 from aslkit.recipes import RecipeRun, TeacherTerm, init_from_run, soup_epochs, student_config, uniform_soup
@@ -109,13 +110,30 @@ def experiment_config(path: str | Path, preset: str | None = None, overrides: An
 
 
 def open_prepared(cfg: TrainConfig) -> Any:
-    """The prepared cache of a run config: ``prepared_dir``, or the task's default cache (prepared now when missing
-    or out of date)."""
+    """The prepared cache of a run config: ``prepared_dir``, or the default cache of its data folder. A default cache
+    that exists is brought up to date with the settings it was prepared with (its folds, shards and ``skip_bad``
+    stay as they are); a missing one is prepared with the defaults. ValueError naming the cache and the setting when
+    it lacks what the run asks for (e.g. supplemental sequences)."""
     task_plugin = plugin(cfg.task)
     if cfg.prepared_dir:
         return task_plugin.open_cache(cfg.prepared_dir)
-    pcfg = make_config(task_plugin.prepare_config, overrides=task_plugin.prepare_overrides(cfg))
+    asked = make_config(task_plugin.prepare_config, overrides=task_plugin.prepare_overrides(cfg))
+    out = Path(task_plugin.resolve_prepare(asked).out_dir)
+    pcfg = load_config(task_plugin.prepare_config, out / CACHE_CONFIG) if (out / CACHE_CONFIG).is_file() else asked
+    problem = task_plugin.cache_mismatch(cfg, pcfg)
+    if problem:
+        raise ValueError(f"{out}: {problem}; prepare a cache that has it and pass prepared_dir=<its folder>")
     return task_plugin.open_cache(task_plugin.prepare(pcfg))
+
+
+def check_fold(index: pd.DataFrame, fold: int, where: str) -> None:
+    """ValueError when ``fold`` (>= 0) has no validation rows in the cache ``where``: a run must not train without
+    validation by accident (``fold=-1`` trains on everything on purpose)."""
+    if fold < 0 or (index["fold"].to_numpy() == fold).any():
+        return
+    folds = sorted(int(f) for f in set(index["fold"]) if f >= 0)
+    raise ValueError(f"fold={fold}: the prepared cache {where} has no such validation fold (its folds: {folds}); "
+                     f"pick one of them, or fold=-1 to train on every sequence")
 
 
 def load_teacher(run: str | Path, student_cfg: TrainConfig) -> nn.Module:
@@ -365,6 +383,7 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
     d = setup_distributed(cfg.device)
     seed_everything(cfg.seed)
     parts = parts or build_task(cfg, open_prepared(cfg))
+    check_fold(parts.index, cfg.fold, parts.data.get("prepared_dir", "?"))
     tr_idx, va_idx = _split(parts.index, cfg.fold, cfg.max_train_samples, cfg.seed)
     if parts.on_split is not None:
         tr_idx = parts.on_split(tr_idx)

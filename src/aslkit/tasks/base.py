@@ -168,6 +168,8 @@ class TaskPlugin:
     prepare: Callable[[Any], Path]                # prepare (or bring up to date) a cache; returns its folder
     open_cache: Callable[[str | Path], Any]       # a prepared cache folder as a ShardedCache
     prepare_overrides: Callable[[Any], dict]      # TrainConfig -> overrides of the default preparation config
+    resolve_prepare: Callable[[Any], Any]         # a preparation config with its data and cache folders resolved
+    cache_mismatch: Callable[[Any, Any], str]     # (TrainConfig, cache's config) -> what the cache lacks ("" if none)
     build_task: Callable[[Any, Any], TaskParts]   # (TrainConfig, prepared cache) -> what the loop needs
     score_key: str                                # the validation metric of the task
     task_export: Callable[[Path, str, int], TaskExport]   # (run, checkpoint, parity limit) -> conversion input

@@ -10,7 +10,13 @@ from aslkit import constants as C
 from aslkit.tasks.base import TaskPlugin
 from aslkit.tasks.fingerspelling import evaluate, export, grade, objective
 from aslkit.tasks.fingerspelling.families import FAMILIES
-from aslkit.tasks.fingerspelling.prepare import FS_LANDMARKS, PreparedFS, PrepareFSConfig, prepare_fingerspelling
+from aslkit.tasks.fingerspelling.prepare import (
+    FS_LANDMARKS,
+    PreparedFS,
+    PrepareFSConfig,
+    prepare_fingerspelling,
+    resolve_fs_config,
+)
 
 _OPTIM = {"optim.optimizer": "adamw", "optim.schedule": "warmup_cosine", "optim.label_smoothing": 0.0}
 # Task-level TrainConfig overrides per profile; the family's own preset (``families/<family>``) is applied after.
@@ -35,6 +41,14 @@ def prepare_overrides(cfg: Any) -> dict:
     return {"data_dir": cfg.data_dir, "synth_size": cfg.synth_size, "include_supplemental": cfg.supplemental_weight > 0}
 
 
+def cache_mismatch(cfg: Any, prepared_cfg: Any) -> str:
+    """What a fingerspelling cache lacks for a run: its supplemental sequences, when the run samples them."""
+    if cfg.supplemental_weight > 0 and not prepared_cfg.include_supplemental:
+        return (f"prepared without supplemental sequences (include_supplemental=false), but the run asks "
+                f"supplemental_weight={cfg.supplemental_weight}")
+    return ""
+
+
 def example_rows(prepared: Any, k: int = 4) -> pd.DataFrame:
     """The first ``k`` phrases longer than 20 frames, each with a ``title``."""
     index = prepared.index
@@ -44,7 +58,8 @@ def example_rows(prepared: Any, k: int = 4) -> pd.DataFrame:
 PLUGIN = TaskPlugin(
     slug=C.SLUG_FS, presets=PRESETS, families=FAMILIES, default_subset=np.asarray(FS_LANDMARKS["fs130"]),
     prepare_config=PrepareFSConfig, prepare=prepare_fingerspelling, open_cache=PreparedFS,
-    prepare_overrides=prepare_overrides, build_task=objective.build_task, score_key=objective.CTCObjective.score_key,
+    prepare_overrides=prepare_overrides, resolve_prepare=resolve_fs_config, cache_mismatch=cache_mismatch,
+    build_task=objective.build_task, score_key=objective.CTCObjective.score_key,
     task_export=export.task_export, score_run=grade.score_run, score_table=grade.score_table,
     validate=evaluate.validate_fs, validation_plots=evaluate.validation_plots, example_rows=example_rows,
     zoo_members=zoo_members, tune_space="fs")

@@ -12,7 +12,7 @@ from aslkit.tasks.base import TaskPlugin
 from aslkit.tasks.signs import evaluate, export, grade, objective
 from aslkit.tasks.signs.ensemble import EnsembleConfig, make_ensemble
 from aslkit.tasks.signs.families import FAMILIES
-from aslkit.tasks.signs.prepare import PrepareConfig, PreparedSigns, prepare_signs
+from aslkit.tasks.signs.prepare import PrepareConfig, PreparedSigns, prepare_signs, resolve_config
 
 # Task-level TrainConfig overrides per profile; the family's own preset (``families/<family>``) is applied after.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -34,7 +34,12 @@ def zoo_members(profile: str, models: list[str] | None = None) -> list[str]:
 
 def prepare_overrides(cfg: Any) -> dict:
     """The preparation overrides of a run config that names no prepared cache: its data folder and synthetic size."""
-    return {"data_dir": cfg.data_dir, "synth_size": cfg.synth_size, "seed": 0}
+    return {"data_dir": cfg.data_dir, "synth_size": cfg.synth_size}
+
+
+def cache_mismatch(cfg: Any, prepared_cfg: Any) -> str:
+    """What an asl-signs cache lacks for a run: nothing (every run reads the same sequences and labels)."""
+    return ""
 
 
 def example_rows(prepared: Any, k: int = 4) -> pd.DataFrame:
@@ -53,7 +58,8 @@ def ensemble_of(runs: list, name: str | Path = "", weights_from: list | None = N
 PLUGIN = TaskPlugin(
     slug=C.SLUG_SIGNS, presets=PRESETS, families=FAMILIES, default_subset=np.asarray(C.CACHE_SUBSETS["islr"]),
     prepare_config=PrepareConfig, prepare=prepare_signs, open_cache=PreparedSigns,
-    prepare_overrides=prepare_overrides, build_task=objective.build_task,
+    prepare_overrides=prepare_overrides, resolve_prepare=resolve_config, cache_mismatch=cache_mismatch,
+    build_task=objective.build_task,
     score_key=objective.ClassificationObjective.score_key, task_export=export.task_export,
     score_run=grade.score_run, score_table=grade.score_table, validate=evaluate.validate,
     validation_plots=evaluate.validation_plots, example_rows=example_rows, zoo_members=zoo_members,
