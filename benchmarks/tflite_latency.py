@@ -71,7 +71,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--run", default=None, help="a converted run folder (uses <run>/export/model_float*.tflite)")
     ap.add_argument("--preset", default="quick", help="preset of the untrained models when no --run is given")
-    ap.add_argument("--models", nargs="+", default=["transformer"], help="asl-signs families (aslkit.tasks.signs.families)")
+    ap.add_argument("--models", nargs="+", default=["transformer"],
+                    help="asl-signs families (aslkit.tasks.signs.families)")
     ap.add_argument("--ensemble", action="store_true", help="also the one-file ensemble of the --models")
     ap.add_argument("--calls", type=int, default=50)
     args = ap.parse_args()

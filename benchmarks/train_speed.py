@@ -29,7 +29,8 @@ def main() -> None:
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--prepared", default="", help="prepared cache folder (default: the preset's)")
     ap.add_argument("--batches", type=int, default=20)
-    ap.add_argument("--model-name", default=None, help="asl-signs family (aslkit.tasks.signs.families; default transformer)")
+    ap.add_argument("--model-name", default=None,
+                    help="asl-signs family (aslkit.tasks.signs.families; default transformer)")
     args = ap.parse_args()
     cfg = make_train_config(args.preset, {"task": args.task, "prepared_dir": args.prepared,
                                           **({"model_name": args.model_name} if args.model_name else {})})

@@ -10,6 +10,7 @@ import torch
 
 from aslkit.config import make_config
 from aslkit.export import ConvertConfig, convert, gate_failures
+from aslkit.runs import file_digest
 from aslkit.submit import make_submission, score_run, submit
 from aslkit.tasks.base import degenerate_inputs
 from aslkit.tasks.signs.graph import load_grader_model
@@ -44,6 +45,8 @@ def test_builds_pass_every_gate(converted):
         assert r["tflite_runtime_agreement"] >= 0.98                      # tf.lite runs it too
     assert report["float16"]["size_mb"] < report["float32"]["size_mb"]
     assert json.loads((run / "export" / "report.json").read_text())["float32"]["failed"] == []
+    best = run / "checkpoints" / "best.pt"
+    assert report["sources"] == {str(best.resolve()): file_digest(best)}      # what submit checks against
 
 
 def test_tflite_matches_torch_on_degenerate_inputs(converted):

@@ -2,13 +2,17 @@
 without the validation fold it names."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from aslkit import constants as C
+from aslkit.cli import main
 from aslkit.prepare import prepare
+from aslkit.runs import file_digest
+from aslkit.submit import package
 from aslkit.train import make_train_config, open_prepared, train
 
 
@@ -43,3 +47,51 @@ def test_a_fold_without_validation_rows_is_refused_before_the_run_folder_exists(
     with pytest.raises(ValueError, match=rf"fold={fold}: the prepared cache {cache.path} .*folds: \[0, 1, 2, 3\]"):
         train(cfg)
     assert not Path(run).exists()
+
+
+def test_a_fresh_run_refuses_a_folder_that_is_not_empty_and_overwrite_clears_stale_exports(islr_synth, tmp_path):
+    cache = prepare(C.SLUG_SIGNS, "ci", {"data_dir": str(islr_synth), "out_dir": str(tmp_path / "cache")})
+    run = tmp_path / "run"
+    (run / "export").mkdir(parents=True)
+    (run / "export" / "model.tflite").write_bytes(b"an earlier model")
+    args = ["train", "--preset", "ci", f"prepared_dir={cache.path}", f"run_name={run}", "optim.epochs=1",
+            "max_train_samples=32", "model.layers=1"]
+    with pytest.raises(FileExistsError, match=f"{run}: the run folder is not empty.*--resume.*--overwrite"):
+        main(args)
+    assert (run / "export" / "model.tflite").read_bytes() == b"an earlier model"       # nothing lost
+    assert main(["train", "--overwrite", *args[1:]]) == 0
+    assert not (run / "export").exists() and (run / "checkpoints" / "best.pt").is_file()
+
+
+def _fake_export(run: Path) -> Path:
+    """A run folder whose export passed its gates and was built from its best checkpoint."""
+    best = run / "checkpoints" / "best.pt"
+    best.parent.mkdir(parents=True)
+    best.write_bytes(b"weights v1")
+    (run / "export").mkdir()
+    (run / "export" / "model.tflite").write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(32))
+    report = {"submitted": "float16", "sources": {str(best.resolve()): file_digest(best)}}
+    (run / "export" / "report.json").write_text(json.dumps(report))
+    return best
+
+
+def test_submit_zips_only_an_export_built_from_the_current_checkpoint(tmp_path):
+    best = _fake_export(tmp_path)
+    assert package(tmp_path).is_file()
+    best.write_bytes(b"weights v2, trained again")
+    with pytest.raises(ValueError, match="not built from the current checkpoint.*run aslkit convert"):
+        package(tmp_path)
+
+
+@pytest.mark.parametrize("spoil, match", [
+    (lambda run: (run / "export" / "report.json").unlink(), "no converted model"),
+    (lambda run: (run / "export" / "model.tflite").write_bytes(b"<html>not a model</html>"), "not a TFLite file"),
+    (lambda run: (run / "export" / "report.json").write_text('{"submitted": null, "sources": {}}'),
+     "no build passed every conversion gate"),
+])
+def test_submit_refuses_an_export_that_cannot_be_trusted(tmp_path, spoil, match):
+    _fake_export(tmp_path)
+    spoil(tmp_path)
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
+        package(tmp_path)
+    assert not (tmp_path / "submission.zip").exists()

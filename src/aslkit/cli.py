@@ -54,14 +54,14 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from aslkit.train import experiment_config, make_train_config, train
     if args.resume:
-        if args.overrides or args.preset or args.config:
+        if args.overrides or args.preset or args.config or args.overwrite:
             raise SystemExit("error: --resume continues a run with its saved config; no preset/config/overrides")
         train(resume=args.resume)
         return 0
     if args.config:
-        train(experiment_config(args.config, args.preset, args.overrides))
+        train(experiment_config(args.config, args.preset, args.overrides), overwrite=args.overwrite)
         return 0
-    train(make_train_config(args.preset, args.overrides))
+    train(make_train_config(args.preset, args.overrides), overwrite=args.overwrite)
     return 0
 
 
@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, metavar="FILE.yaml",
                    help="an experiment file: TrainConfig keys (nested or dotted) and an optional preset, e.g. "
                         "experiments/<name>.yaml; --preset and key=value given here win")
+    p.add_argument("--overwrite", action="store_true", help="start again in a run folder that is not empty (its "
+                                                             "checkpoints, OOF files and exports are deleted)")
     _add_common(p)
     p.set_defaults(func=_cmd_train)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from aslkit.config import parse_overrides
-from aslkit.runs import is_finished, is_run_folder, link_teacher
+from aslkit.runs import checkpoint_path, is_finished, link_teacher
 from aslkit.train import make_train_config, train
 
 
@@ -30,7 +30,7 @@ def distill_chain(run: str | Path, preset: str | None = None, overrides: Any = N
                 ov["recipe.init_from"] = str(stages[-1])
         cfg = make_train_config(preset, ov)
         if not is_finished(out, cfg.optim.epochs):
-            train(resume=out) if is_run_folder(out) else train(cfg)
+            train(resume=out) if checkpoint_path(out, "last").is_file() else train(cfg, overwrite=True)
         if stages:
             link_teacher(out, f"../{stages[-1].name}")
         stages.append(out)

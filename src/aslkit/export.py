@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from aslkit.runs import write_json_atomic
+from aslkit.runs import file_digest, write_json_atomic
 from aslkit.tasks.base import TaskExport
 from aslkit.tasks.registry import plugin_of_run
 from aslkit.tensor_ops import export_friendly
@@ -197,6 +197,7 @@ def convert(cfg: ConvertConfig) -> dict:
     if "torch_accuracy" in report["float32"]:
         report["torch_accuracy"] = report["float32"]["torch_accuracy"]
     report["submitted"] = choose_build(report, cfg.submit_build)
+    report["sources"] = {str(p.resolve()): file_digest(p) for p in exp.sources}
     for name, text in exp.extra_files.items():
         (out / name).write_text(text)
     write_json_atomic(out / "report.json", report)

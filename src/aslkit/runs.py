@@ -17,9 +17,11 @@ Files are written atomically (a temporary file, then a rename) and checkpoints a
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,6 +210,26 @@ def read_data_record(run: str | Path) -> dict:
 def run_subset(run: str | Path) -> np.ndarray:
     """The landmark subset (flat indices into the 543) the run's model reads."""
     return np.array(read_data_record(run)["subset"])
+
+
+def claim_run_folder(run: Path, overwrite: bool = False) -> None:
+    """Make sure a fresh run may write ``run``: FileExistsError when it holds anything (a finished or interrupted
+    run, its exports) unless ``overwrite``, which empties it first (so no stale export outlives its checkpoint)."""
+    if not run.is_dir() or not any(run.iterdir()):
+        return
+    if not overwrite:
+        raise FileExistsError(f"{run}: the run folder is not empty; continue it with aslkit train --resume {run}, pick "
+                              f"another run_name, or start it again with --overwrite")
+    shutil.rmtree(run)
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def start_run_folder(run: Path, cfg: TrainConfig, data: dict, copied: list[str] = ()) -> None:

@@ -2,6 +2,7 @@
 Kaggle's grader of its task (``aslkit.tasks.<task>.grade``) on the run's held-out participants."""
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from aslkit.paths import KAGGLE_WORKING
+from aslkit.runs import file_digest
 from aslkit.tasks.registry import plugin_of_run
 
 
@@ -25,10 +27,34 @@ def make_submission(tflite: str | Path, out_zip: str | Path, extra: dict[str, st
     return out_zip
 
 
+TFLITE_MAGIC = b"TFL3"      # bytes 4-8 of a TFLite flatbuffer
+
+
+def check_export(run: str | Path) -> None:
+    """ValueError naming the run and the reason unless ``<run>/export/`` holds a TFLite model whose every gate passed
+    (``report.json`` names the submitted build) and that was built from the checkpoints the run holds now."""
+    export = Path(run) / "export"
+    report_path, model = export / "report.json", export / "model.tflite"
+    if not report_path.is_file() or not model.is_file():
+        raise FileNotFoundError(f"{run}: no converted model (export/report.json and export/model.tflite); run aslkit "
+                                f"convert {run} first")
+    report = json.loads(report_path.read_text())
+    if report.get("submitted") is None:
+        raise ValueError(f"{report_path}: no build passed every conversion gate; nothing to submit")
+    if model.read_bytes()[4:8] != TFLITE_MAGIC:
+        raise ValueError(f"{model}: not a TFLite file")
+    sources = report.get("sources", {})
+    changed = [p for p, digest in sources.items() if not Path(p).is_file() or file_digest(p) != digest]
+    if changed or "sources" not in report:
+        raise ValueError(f"{run}: the export was not built from the current checkpoint(s) {changed or '(unrecorded)'}; "
+                         f"run aslkit convert {run} again")
+
+
 def package(run: str | Path, out: str | Path | None = None) -> Path:
     """``<run>/submission.zip`` (or ``out``) from ``<run>/export/model.tflite`` (+ ``inference_args.json`` when the
-    export wrote one, as for fingerspelling)."""
+    export wrote one, as for fingerspelling), once ``check_export`` passes."""
     run = Path(run)
+    check_export(run)
     extra = {f.name: f.read_text() for f in [run / "export" / "inference_args.json"] if f.is_file()}
     return make_submission(run / "export" / "model.tflite", out or run / "submission.zip", extra)
 

@@ -42,6 +42,7 @@ from aslkit.runs import (
     TrainConfig,
     atomic_save,
     checkpoint_path,
+    claim_run_folder,
     link_teacher,
     load_checkpoint,
     read_run_config,
@@ -370,10 +371,11 @@ def predict(model: nn.Module, loader: DataLoader, parts: TaskParts, device: torc
 
 
 def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, parts: TaskParts | None = None,
-          on_epoch: Callable[[dict], None] | None = None) -> Path:
-    """Train (or ``resume`` the run folder of) one model; returns the run folder. ``on_epoch`` gets each epoch's
-    metrics row on the main process once the epoch's checkpoint is saved; an exception it raises ends the run
-    there, still resumable (how ``aslkit tune`` prunes a trial; single process only)."""
+          on_epoch: Callable[[dict], None] | None = None, overwrite: bool = False) -> Path:
+    """Train (or ``resume`` the run folder of) one model; returns the run folder. A fresh run refuses a run folder
+    that is not empty unless ``overwrite`` (which empties it). ``on_epoch`` gets each epoch's metrics row on the main
+    process once the epoch's checkpoint is saved; an exception it raises ends the run there, still resumable (how
+    ``aslkit tune`` prunes a trial; single process only)."""
     if resume is not None:
         run = Path(resume)
         cfg = read_run_config(run)
@@ -381,6 +383,8 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
         cfg = cfg or TrainConfig()
         run = run_dir_for(cfg)
     d = setup_distributed(cfg.device)
+    if resume is None:
+        _claim(run, overwrite, d)
     seed_everything(cfg.seed)
     parts = parts or build_task(cfg, open_prepared(cfg))
     check_fold(parts.index, cfg.fold, parts.data.get("prepared_dir", "?"))
@@ -439,6 +443,16 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
         _write_rank_summary(run, model, d, None if student is None else student.model)
         dist.destroy_process_group()
     return run
+
+
+def _claim(run: Path, overwrite: bool, d: Dist) -> None:
+    """Every rank checks that a fresh run may write ``run`` before the main rank (alone) empties or fills it."""
+    if not overwrite:
+        claim_run_folder(run)
+    if d.world > 1:
+        dist.barrier()
+    if overwrite and d.main:
+        claim_run_folder(run, overwrite=True)
 
 
 def _validate_epoch(run: Path, cfg: TrainConfig, state: dict, row: dict, eval_model: nn.Module,

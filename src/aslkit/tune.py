@@ -366,7 +366,7 @@ def make_objective(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]], fold
         else:
             trial.set_user_attr("run", tcfg.run_name)
             print(f"trial {trial.number}: {params}", flush=True)
-            run = train(tcfg, on_epoch=on_epoch)
+            run = train(tcfg, on_epoch=on_epoch, overwrite=True)     # the study owns its trial folders
         value, per_epoch = run_score(run, score_key(tcfg.task), cfg.direction)
         for step, v in enumerate(per_epoch, 1):       # epochs of an interrupted earlier attempt
             if math.isfinite(v) and step not in reported:

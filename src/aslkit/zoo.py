@@ -80,7 +80,7 @@ def train_zoo(cfgs: dict[str, TrainConfig]) -> dict[str, Path]:
             print(f"{folder}: already trained ({cfg.optim.epochs} epochs)")
             out[name] = folder
         else:
-            out[name] = train(resume=folder) if last.is_file() else train(cfg)
+            out[name] = train(resume=folder) if last.is_file() else train(cfg, overwrite=True)
     return out
 
 

@@ -140,6 +140,7 @@ class TaskExport:
     oof: pd.DataFrame | None
     compare: Callable[[list[np.ndarray], list[np.ndarray], pd.DataFrame], dict]
     extra_files: dict[str, str] = field(default_factory=dict)   # written next to model.tflite (inference_args.json)
+    sources: list[Path] = field(default_factory=list)           # the checkpoints the module was built from
 
 
 def degenerate_inputs(landmarks: np.ndarray | None = None, seed: int = 0) -> dict[str, np.ndarray]:

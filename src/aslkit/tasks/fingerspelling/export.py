@@ -137,4 +137,5 @@ def task_export(run: Path, checkpoint: str = "best", parity_limit: int = 0) -> T
     n = model.n_landmarks
     seqs, oof = fs_validation_sequences(run, parity_limit) if (run / "oof.csv").is_file() else ([], None)
     return TaskExport(model, torch.rand(23, 3 * n), (None, 3 * n), degenerate_fs_inputs(model.features.landmarks),
-                      seqs, oof, compare_phrases, {"inference_args.json": inference_args(model.features.landmarks)})
+                      seqs, oof, compare_phrases, {"inference_args.json": inference_args(model.features.landmarks)},
+                      [checkpoint_path(run, checkpoint)])

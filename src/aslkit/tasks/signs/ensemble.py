@@ -24,7 +24,15 @@ from torch import nn
 
 from aslkit import constants as C
 from aslkit.paths import logs_root
-from aslkit.runs import is_run_folder, read_data_record, read_run_config, run_task, write_data_record, write_json_atomic
+from aslkit.runs import (
+    checkpoint_path,
+    is_run_folder,
+    read_data_record,
+    read_run_config,
+    run_task,
+    write_data_record,
+    write_json_atomic,
+)
 from aslkit.tasks.signs.graph import load_grader_model
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -180,6 +188,12 @@ class EnsembleGraderModel(nn.Module):
             y = w * m(inputs)
             out = y if out is None else out + y
         return out
+
+
+def member_checkpoints(folder: str | Path) -> list[Path]:
+    """The checkpoint files of an ensemble's members (what its graph is built from)."""
+    rec = json.loads((Path(folder) / ENSEMBLE_FILE).read_text())
+    return [checkpoint_path(r, rec.get("checkpoint", "best")) for r in rec["members"]]
 
 
 def load_ensemble_model(folder: str | Path) -> EnsembleGraderModel:

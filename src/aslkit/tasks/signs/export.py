@@ -10,9 +10,9 @@ import pandas as pd
 import torch
 
 from aslkit.data.islr import load_relevant_data_subset
-from aslkit.runs import read_data_record
+from aslkit.runs import checkpoint_path, read_data_record
 from aslkit.tasks.base import TaskExport, degenerate_inputs
-from aslkit.tasks.signs.ensemble import is_ensemble, load_ensemble_model
+from aslkit.tasks.signs.ensemble import is_ensemble, load_ensemble_model, member_checkpoints
 from aslkit.tasks.signs.graph import load_grader_model
 from aslkit.tasks.signs.prepare import PreparedSigns
 
@@ -43,6 +43,9 @@ def compare_logits(outs: list[np.ndarray], ref: list[np.ndarray], oof: pd.DataFr
 def task_export(run: Path, checkpoint: str = "best", parity_limit: int = 0) -> TaskExport:
     """What ``aslkit convert`` needs from an asl-signs run or ensemble folder: the grader-input module (raw
     ``[T, 543, 3]``), edge cases, the validation sequences read as Kaggle does, and the logit comparison."""
-    model = load_ensemble_model(run) if is_ensemble(run) else load_grader_model(run, checkpoint)
+    ensemble = is_ensemble(run)
+    model = load_ensemble_model(run) if ensemble else load_grader_model(run, checkpoint)
+    sources = member_checkpoints(run) if ensemble else [checkpoint_path(run, checkpoint)]
     seqs, oof = validation_sequences(run, parity_limit) if (run / "oof.csv").is_file() else ([], None)
-    return TaskExport(model, torch.rand(23, 543, 3), (None, 543, 3), degenerate_inputs(), seqs, oof, compare_logits)
+    return TaskExport(model, torch.rand(23, 543, 3), (None, 543, 3), degenerate_inputs(), seqs, oof, compare_logits,
+                      sources=sources)
