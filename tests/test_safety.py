@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from aslkit import constants as C
 from aslkit.cli import main
 from aslkit.prepare import prepare
-from aslkit.runs import file_digest
+from aslkit.runs import atomic_target, file_digest, save_array_atomic, write_csv_atomic
 from aslkit.submit import package
 from aslkit.train import make_train_config, open_prepared, train
 
@@ -95,3 +96,16 @@ def test_submit_refuses_an_export_that_cannot_be_trusted(tmp_path, spoil, match)
     with pytest.raises((ValueError, FileNotFoundError), match=match):
         package(tmp_path)
     assert not (tmp_path / "submission.zip").exists()
+
+
+def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path):
+    path = tmp_path / "metrics.csv"
+    write_csv_atomic(pd.DataFrame({"epoch": [1]}), path, index=False)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_target(path) as tmp:
+            tmp.write_text("epoch\n1\n2")                 # half of a new file ...
+            raise KeyboardInterrupt                        # ... when the process is stopped
+    assert path.read_text() == "epoch\n1\n" and [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]
+    save_array_atomic(tmp_path / "oof_logits.npy", np.ones(3, np.float32))
+    assert np.load(tmp_path / "oof_logits.npy").tolist() == [1.0, 1.0, 1.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "oof_logits.npy"]

@@ -23,9 +23,10 @@ import os
 import random
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -138,6 +139,34 @@ def write_json_atomic(path: str | Path, record: Any) -> Path:
     tmp.write_text(json.dumps(record, indent=1))
     os.replace(tmp, path)
     return path
+
+
+@contextmanager
+def atomic_target(path: str | Path) -> Iterator[Path]:
+    """A temporary path next to ``path`` (same suffix) to write to; renamed onto ``path`` when the block ends without
+    an error, deleted otherwise, so ``path`` is always the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: str | Path, **to_csv: Any) -> Path:
+    """``frame.to_csv(path, **to_csv)``, atomically."""
+    with atomic_target(path) as tmp:
+        frame.to_csv(tmp, **to_csv)
+    return Path(path)
+
+
+def save_array_atomic(path: str | Path, array: np.ndarray) -> Path:
+    """``np.save(path, array)`` (``path`` ends in .npy), atomically."""
+    with atomic_target(path) as tmp:
+        np.save(tmp, array)
+    return Path(path)
 
 
 def atomic_save(obj: Any, path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from aslkit.paths import KAGGLE_WORKING
-from aslkit.runs import file_digest
+from aslkit.runs import atomic_target, file_digest
 from aslkit.tasks.registry import plugin_of_run
 
 
@@ -19,8 +19,7 @@ def make_submission(tflite: str | Path, out_zip: str | Path, extra: dict[str, st
     tflite, out_zip = Path(tflite), Path(out_zip)
     if not tflite.is_file():
         raise FileNotFoundError(f"{tflite}: no TFLite model (run aslkit convert first)")
-    out_zip.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out_zip, "w", zipfile.ZIP_DEFLATED) as z:
+    with atomic_target(out_zip) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         z.write(tflite, "model.tflite")
         for name, text in (extra or {}).items():
             z.writestr(name, text)

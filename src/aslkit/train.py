@@ -51,6 +51,7 @@ from aslkit.runs import (
     set_rng_states,
     soup_path,
     start_run_folder,
+    write_csv_atomic,
     write_json_atomic,
 )
 from aslkit.tasks.base import TaskParts
@@ -543,7 +544,7 @@ def _log_epoch(run: Path, state: dict, row: dict, preds: list, idx: np.ndarray, 
                model: nn.Module, tag: str = "") -> None:
     """Append the metrics row, print it, and keep the best checkpoint (``model``'s weights, the evaluated ones) and
     its validation predictions."""
-    pd.DataFrame(state["history"]).to_csv(run / METRICS_FILE, index=False)
+    write_csv_atomic(pd.DataFrame(state["history"]), run / METRICS_FILE, index=False)
     key = parts.objective.score_key
     score = row[key] if not math.isnan(row[key]) else -row["train_loss"]
     print((f"[{tag}] " if tag else "") + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"

@@ -26,7 +26,7 @@ import pandas as pd
 
 from aslkit.config import default_profile, parse_overrides, save_config
 from aslkit.paths import logs_root
-from aslkit.runs import TrainConfig, checkpoint_path, write_json_atomic
+from aslkit.runs import TrainConfig, checkpoint_path, write_csv_atomic, write_json_atomic
 from aslkit.tasks.registry import plugin
 from aslkit.train import build_optimizer, make_train_config, train
 
@@ -423,7 +423,7 @@ def best_record(study: "optuna.Study") -> dict[str, Any] | None:
 def write_summary(study: "optuna.Study", folder: Path, space: Mapping[str, Mapping[str, Any]]) -> None:
     """``trials.csv``, ``best.json`` and ``plots/tune_summary.png`` of the study in ``folder``."""
     df = trials_frame(study)
-    df.to_csv(folder / "trials.csv", index=False)
+    write_csv_atomic(df, folder / "trials.csv", index=False)
     best = best_record(study)
     if best is not None:
         write_json_atomic(folder / "best.json", json.loads(json.dumps(best, default=str)))

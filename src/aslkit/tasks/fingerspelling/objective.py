@@ -14,7 +14,7 @@ from torch import nn
 from aslkit.config import make_config
 from aslkit.data.fs import decode_indices, encode_phrase
 from aslkit.recipes import TeacherTerm, ousm_mean
-from aslkit.runs import TrainConfig, data_record
+from aslkit.runs import TrainConfig, data_record, write_csv_atomic
 from aslkit.tasks.base import TaskParts
 from aslkit.tasks.fingerspelling.augment import FSAugmentConfig, outer_cutmix
 from aslkit.tasks.fingerspelling.ctc_ops import ctc_loss, greedy_decode
@@ -101,7 +101,7 @@ class CTCObjective:
         """``oof.csv``: sequence_id, participant_id, fold, phrase, pred, length (frames)."""
         rows = index.iloc[idx][["sequence_id", "participant_id", "fold", "phrase", "length"]].reset_index(drop=True)
         rows.insert(4, "pred", preds)
-        rows.to_csv(run / "oof.csv", index=False)
+        write_csv_atomic(rows, run / "oof.csv", index=False)
 
 
 class FSSampler:

@@ -30,6 +30,8 @@ from aslkit.runs import (
     read_data_record,
     read_run_config,
     run_task,
+    save_array_atomic,
+    write_csv_atomic,
     write_data_record,
     write_json_atomic,
 )
@@ -159,8 +161,8 @@ def make_ensemble(cfg: EnsembleConfig) -> Path:
         oof, logits = aligned_oof(runs)
         z = np.tensordot(weights, np.stack(logits), 1).astype(np.float32)
         oof = oof.assign(pred=z.argmax(1))
-        oof.to_csv(out / "oof.csv", index=False)
-        np.save(out / "oof_logits.npy", z)
+        save_array_atomic(out / "oof_logits.npy", z)
+        write_csv_atomic(oof, out / "oof.csv", index=False)
         rec["oof_accuracy"] = float((oof["pred"] == oof["label"]).mean())
         rec["member_oof_accuracy"] = [float((x.argmax(1) == oof["label"]).mean()) for x in logits]
     write_json_atomic(out / ENSEMBLE_FILE, rec)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from aslkit.recipes import TeacherTerm, consistency_per_sample, kd_per_sample, ousm_mean
-from aslkit.runs import TrainConfig, data_record
+from aslkit.runs import TrainConfig, data_record, save_array_atomic, write_csv_atomic
 from aslkit.tasks.base import TaskParts
 from aslkit.tasks.signs.families import FAMILIES
 from aslkit.tensor_ops import MixPlan
@@ -108,8 +108,8 @@ class ClassificationObjective:
         logits = np.stack(preds)
         rows = index.iloc[idx][["sequence_id", "participant_id", "label", "fold"]].reset_index(drop=True)
         rows["pred"] = logits.argmax(1)
-        rows.to_csv(run / "oof.csv", index=False)
-        np.save(run / "oof_logits.npy", logits.astype(np.float32))
+        save_array_atomic(run / "oof_logits.npy", logits.astype(np.float32))
+        write_csv_atomic(rows, run / "oof.csv", index=False)
 
 
 def forward_mixed(model: nn.Module, x: torch.Tensor, mix: Any) -> torch.Tensor:
