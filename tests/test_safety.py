@@ -109,3 +109,18 @@ def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path):
     save_array_atomic(tmp_path / "oof_logits.npy", np.ones(3, np.float32))
     assert np.load(tmp_path / "oof_logits.npy").tolist() == [1.0, 1.0, 1.0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "oof_logits.npy"]
+
+
+@pytest.mark.parametrize("key", ["optim.epochs", "optim.batch_size"])
+def test_a_config_that_cannot_train_is_named_before_anything_is_written(tmp_path, key):
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match=f"{key} must be at least 1, got 0"):
+        train(make_train_config("ci", {key: 0, "run_name": str(run)}))
+    assert not run.exists()
+
+
+@pytest.mark.parametrize("command", [["train", "--resume"], ["convert"], ["score"], ["validate"]])
+def test_a_folder_without_a_run_is_named(tmp_path, command):
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path}: .*not a run folder|{tmp_path}: no oof.csv"):
+        main([*command, str(tmp_path)])
+    assert not any(tmp_path.iterdir())                                  # nothing written into it

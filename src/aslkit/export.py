@@ -184,9 +184,9 @@ def convert(cfg: ConvertConfig) -> dict:
     (and the task's extra files, e.g. inference_args.json, next to model.tflite)."""
     run = Path(cfg.run_dir)
     out = run / "export"
+    exp = plugin_of_run(run).task_export(run, cfg.checkpoint, cfg.parity_limit)
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.tflite").unlink(missing_ok=True)                 # never leave an earlier build to be submitted
-    exp = plugin_of_run(run).task_export(run, cfg.checkpoint, cfg.parity_limit)
     onnx_path = export_onnx(exp.model, out / "model.onnx", exp.example)
     saved = onnx_to_saved_model(onnx_path, out / "saved_model")
     builds = {"float32": saved_model_to_tflite(saved, out / "model_float32.tflite", input_shape=exp.input_shape),

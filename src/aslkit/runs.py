@@ -207,8 +207,18 @@ def soup_path(run: str | Path, epoch: int) -> Path:
 
 
 def read_run_config(run: str | Path) -> TrainConfig:
-    """The ``TrainConfig`` a run folder was trained with."""
-    return load_config(TrainConfig, Path(run) / CONFIG_FILE)
+    """The ``TrainConfig`` a run folder was trained with (FileNotFoundError naming the folder when it has none)."""
+    path = Path(run) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{run}: not a run folder (no {CONFIG_FILE}); give the folder that aslkit train wrote")
+    return load_config(TrainConfig, path)
+
+
+def check_train_config(cfg: TrainConfig) -> None:
+    """ValueError naming the setting when a run config cannot train (before anything is written)."""
+    for name, value in (("optim.epochs", cfg.optim.epochs), ("optim.batch_size", cfg.optim.batch_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
 
 
 def run_task(run: str | Path) -> str:

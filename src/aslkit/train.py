@@ -41,6 +41,7 @@ from aslkit.runs import (
     OptimConfig,
     TrainConfig,
     atomic_save,
+    check_train_config,
     checkpoint_path,
     claim_run_folder,
     link_teacher,
@@ -383,6 +384,7 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
     else:
         cfg = cfg or TrainConfig()
         run = run_dir_for(cfg)
+    check_train_config(cfg)
     d = setup_distributed(cfg.device)
     if resume is None:
         _claim(run, overwrite, d)
