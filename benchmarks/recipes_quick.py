@@ -66,8 +66,7 @@ def run_variant(name: str, root: Path) -> Path:
     ov, _, _ = VARIANTS[name]
     out = root / name
     cfg = make_train_config("quick", {**_resolve(ov, root), "run_name": str(out), "fold": 0, "seed": 42})
-    done = (out / "metrics.csv").is_file() and len(pd.read_csv(out / "metrics.csv")) >= cfg.optim.epochs
-    if not done:
+    if not is_finished(out, cfg.optim.epochs):
         train(resume=out) if (out / "checkpoints" / "last.pt").is_file() else train(cfg, overwrite=True)
     return out
 

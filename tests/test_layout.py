@@ -64,8 +64,11 @@ def _code_lines(path: Path) -> list[tuple[int, str]]:
     return [(i + 1, line.split("#")[0]) for i, line in enumerate(src.splitlines()) if i not in drop]
 
 
+BRANCH = re.compile(r"\btask\s*[!=]=|[!=]=\s*C\.SLUG_|\bSLUG_\w+\s*[!=]=|[!=]=\s*[\"']asl-")
+
+
 def test_no_task_branch_outside_the_tasks_package():
-    branch = re.compile(r"\btask\s*[!=]=|[!=]=\s*C\.SLUG_|\bSLUG_\w+\s*[!=]=|[!=]=\s*[\"']asl-")
+    branch = BRANCH
     hits = [f"{p.relative_to(PACKAGE)}:{n}: {line.strip()}" for p in PACKAGE.rglob("*.py")
             if "tasks" not in p.relative_to(PACKAGE).parts for n, line in _code_lines(p) if branch.search(line)]
     assert not hits, hits
@@ -78,9 +81,13 @@ def test_stage_modules_never_name_a_competition():
     assert not hits, hits
 
 
-def test_the_branch_finder_sees_a_branch():
-    line = 'if cfg.task == C.SLUG_FS:'
-    assert re.search(r"\btask\s*[!=]=", line) and _code_lines(Path(__file__))
+def test_the_branch_finder_sees_branches_in_code_and_not_in_docstrings(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('"""Docs may say task == asl-signs."""\n'
+                      'if cfg.task == C.SLUG_FS:  # a branch\n'
+                      'ok = slug != "asl-signs"\n'
+                      'x = 1  # task == y in a comment\n')
+    assert [n for n, line in _code_lines(module) if BRANCH.search(line)] == [2, 3]
 
 
 def test_every_competition_has_a_plugin_with_a_family_registry():

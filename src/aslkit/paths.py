@@ -114,6 +114,15 @@ def _synthetic(slug: str, size: str, seed: int, verbose: bool) -> DataSource:
     return DataSource(path, False, "synthetic")
 
 
+def resolve_cache_folders(task: str, data_dir: str, out_dir: str, synth_size: str, subset_name: str
+                          ) -> tuple[Path, Path]:
+    """The absolute data folder of a preparation config (``resolve_data_dir``) and its cache folder: ``out_dir``, or
+    ``default_out_dir`` of that data folder and ``subset_name``."""
+    data = resolve_data_dir(task, data_dir or None, synth_size=synth_size).path
+    out = Path(out_dir).expanduser().resolve() if out_dir else default_out_dir(task, subset_name, data)
+    return data, out
+
+
 def default_out_dir(task: str, subset: str, data_dir: str | Path | None = None) -> Path:
     """``input/prepared/<name of the data folder>/<subset>`` (``<task>`` when not given): the real download and the
     quick synthetic copy are ``<task>``, other synthetic sizes ``<task>-<size>``, so each keeps its own cache."""

@@ -34,6 +34,7 @@ import torch
 import yaml
 
 from aslkit.config import load_config, save_config
+from aslkit.data.cache import write_atomic
 from aslkit.paths import logs_root
 
 
@@ -132,13 +133,9 @@ def run_dir_for(cfg: TrainConfig) -> Path:
 
 
 def write_json_atomic(path: str | Path, record: Any) -> Path:
-    """``record`` as indented JSON, written to a temporary file and renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, path)
-    return path
+    """``record`` as indented JSON, written atomically (``data.cache.write_atomic``)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, json.dumps(record, indent=1).encode())
 
 
 @contextmanager

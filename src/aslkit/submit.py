@@ -40,7 +40,9 @@ def check_export(run: str | Path) -> None:
     report = json.loads(report_path.read_text())
     if report.get("submitted") is None:
         raise ValueError(f"{report_path}: no build passed every conversion gate; nothing to submit")
-    if model.read_bytes()[4:8] != TFLITE_MAGIC:
+    with open(model, "rb") as f:
+        magic = f.read(8)[4:8]
+    if magic != TFLITE_MAGIC:
         raise ValueError(f"{model}: not a TFLite file")
     sources = report.get("sources", {})
     changed = [p for p, digest in sources.items() if not Path(p).is_file() or file_digest(p) != digest]

@@ -18,6 +18,14 @@ from dataclasses import dataclass
 import torch
 
 
+def check_landmarks(x: torch.Tensor, num_points: int) -> None:
+    """ValueError unless ``x`` is ``[T >= 1, num_points, 3]`` floating point (a feature module's input)."""
+    if x.dim() != 3 or x.shape[0] < 1 or x.shape[1] != num_points or x.shape[2] != 3:
+        raise ValueError(f"expected landmarks [T, {num_points}, 3], got {list(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"expected floating point landmarks, got {x.dtype}")
+
+
 def resample_positions(frames: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Source indices ``i0``, ``i1`` and weight ``w`` ``[length]`` of a linear resample of the leading axis of
     ``frames`` to ``length`` (the sampling of ``interpolate(mode="linear", align_corners=False)``)."""

@@ -56,7 +56,8 @@ def example_rows(prepared: Any, k: int = 4) -> pd.DataFrame:
 
 
 PLUGIN = TaskPlugin(
-    slug=C.SLUG_FS, presets=PRESETS, families=FAMILIES, default_subset=np.asarray(FS_LANDMARKS["fs130"]),
+    slug=C.SLUG_FS, presets=PRESETS, families=FAMILIES,
+    default_subset=np.asarray(FS_LANDMARKS[PrepareFSConfig.landmarks]),
     prepare_config=PrepareFSConfig, prepare=prepare_fingerspelling, open_cache=PreparedFS,
     prepare_overrides=prepare_overrides, resolve_prepare=resolve_fs_config, cache_mismatch=cache_mismatch,
     build_task=objective.build_task, score_key=objective.CTCObjective.score_key,

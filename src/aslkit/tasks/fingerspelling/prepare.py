@@ -42,7 +42,7 @@ from aslkit.data.sync import (
     sync_shards,
     write_tables,
 )
-from aslkit.paths import default_out_dir, resolve_data_dir
+from aslkit.paths import resolve_cache_folders
 from aslkit.tasks.base import require_task
 
 FS_FOLD_METHODS = ("group", "random5")
@@ -116,8 +116,7 @@ def check_fs_config(cfg: PrepareFSConfig) -> None:
 def resolve_fs_config(cfg: PrepareFSConfig) -> PrepareFSConfig:
     """A checked copy of ``cfg`` with ``data_dir`` and ``out_dir`` filled in as absolute paths."""
     check_fs_config(cfg)
-    data = resolve_data_dir(cfg.task, cfg.data_dir or None, synth_size=cfg.synth_size).path
-    out = Path(cfg.out_dir).expanduser().resolve() if cfg.out_dir else default_out_dir(cfg.task, cfg.landmarks, data)
+    data, out = resolve_cache_folders(cfg.task, cfg.data_dir, cfg.out_dir, cfg.synth_size, cfg.landmarks)
     return replace(cfg, data_dir=str(data), out_dir=str(out))
 
 

@@ -56,7 +56,8 @@ def ensemble_of(runs: list, name: str | Path = "", weights_from: list | None = N
 
 
 PLUGIN = TaskPlugin(
-    slug=C.SLUG_SIGNS, presets=PRESETS, families=FAMILIES, default_subset=np.asarray(C.CACHE_SUBSETS["islr"]),
+    slug=C.SLUG_SIGNS, presets=PRESETS, families=FAMILIES,
+    default_subset=np.asarray(C.CACHE_SUBSETS[PrepareConfig.subset]),
     prepare_config=PrepareConfig, prepare=prepare_signs, open_cache=PreparedSigns,
     prepare_overrides=prepare_overrides, resolve_prepare=resolve_config, cache_mismatch=cache_mismatch,
     build_task=objective.build_task,

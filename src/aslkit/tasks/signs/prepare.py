@@ -35,7 +35,7 @@ from aslkit.data.sync import (
     sync_shards,
     write_tables,
 )
-from aslkit.paths import default_out_dir, resolve_data_dir
+from aslkit.paths import resolve_cache_folders
 from aslkit.tasks.base import require_task
 
 FOLD_METHODS = ("group", "random")
@@ -99,8 +99,7 @@ def check_config(cfg: PrepareConfig) -> None:
 def resolve_config(cfg: PrepareConfig) -> PrepareConfig:
     """A checked copy of ``cfg`` with ``data_dir`` and ``out_dir`` filled in as absolute paths."""
     check_config(cfg)
-    data = resolve_data_dir(cfg.task, cfg.data_dir or None, synth_size=cfg.synth_size).path
-    out = Path(cfg.out_dir).expanduser().resolve() if cfg.out_dir else default_out_dir(cfg.task, cfg.subset, data)
+    data, out = resolve_cache_folders(cfg.task, cfg.data_dir, cfg.out_dir, cfg.synth_size, cfg.subset)
     return replace(cfg, data_dir=str(data), out_dir=str(out))
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
+from aslkit.tensor_ops import check_landmarks
 
 MIN_STD = 1e-3   # lower bound of the normalisation std (coordinates are in [0, 1] image units)
 MAX_TIME_LEN = 1024  # (i + 0.5) is exact in float16 up to here (the float16 TFLite build stores constants in fp16)
@@ -101,17 +102,10 @@ class LandmarkImage(nn.Module):
         """``(L, P, 3)``: the shape of one image."""
         return self.cfg.time_len, len(self.points), 3
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        """ValueError unless ``x`` is ``[T >= 1, S, 3]`` floating point."""
-        if x.dim() != 3 or x.shape[0] < 1 or x.shape[1] != self.num_points or x.shape[2] != 3:
-            raise ValueError(f"expected landmarks [T, {self.num_points}, 3], got {list(x.shape)}")
-        if not x.is_floating_point():
-            raise ValueError(f"expected floating point landmarks, got {x.dtype}")
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``[T, S, 3]`` -> image ``[L, P, 3]``."""
         if not torch.onnx.is_in_onnx_export():
-            self._check_input(x)
+            check_landmarks(x, self.num_points)
         pts = x.float().index_select(1, self.keep)                                 # [T, P, 3]
         rows = pts.index_select(0, nearest_indices(pts, self.cfg.time_len))       # [L, P, 3], static from here
         return normalise(rows, pts)                     # statistics of the whole sequence

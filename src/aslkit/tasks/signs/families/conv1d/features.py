@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
-from aslkit.tensor_ops import floor_div
+from aslkit.tensor_ops import check_landmarks, floor_div
 
 MIN_SCALE = 1e-3          # lower bound of the normalisation scale (image units)
 CENTRE_FALLBACK = 0.5     # centre in x and y when the lower-lip point is never seen
@@ -94,13 +94,6 @@ class Conv1DFeatures(nn.Module):
         """``(max_len, 709)``."""
         return self.length, FEATURE_DIM + 1
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        """ValueError unless ``x`` is ``[T >= 1, S, 3]`` floating point."""
-        if x.dim() != 3 or x.shape[0] < 1 or x.shape[1] != self.num_points or x.shape[2] != 3:
-            raise ValueError(f"expected landmarks [T, {self.num_points}, 3], got {list(x.shape)}")
-        if not x.is_floating_point():
-            raise ValueError(f"expected floating point landmarks, got {x.dtype}")
-
     def points(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The 118 points' x, y ``[T, 118, 2]`` (0 where missing) and their validity ``[T, 118, 1]`` (0/1)."""
         xy = x.reshape(-1, self.num_points * 3).index_select(1, self.keep).reshape(-1, N_POINTS, 2)
@@ -139,7 +132,7 @@ class Conv1DFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``[T, S, 3]`` -> ``[max_len, 709]`` (features, then the frame mask)."""
         if not torch.onnx.is_in_onnx_export():
-            self._check_input(x)
+            check_landmarks(x, self.num_points)
         length = self.length
         p, v = self.points(x.float())
         centre, scale = self.centre_and_scale(p, v)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
-from aslkit.tensor_ops import nan_to_zero
+from aslkit.tensor_ops import check_landmarks, nan_to_zero
 
 # Points of one frame, in output order: (part, number of points).
 POINT_PARTS: tuple[tuple[str, int], ...] = (("left_hand", 21), ("right_hand", 21), ("lips", 21), ("face", 25),
@@ -107,13 +107,6 @@ class FramesFeatures(nn.Module):
         """Width of the output: ``7 * P + 1``."""
         return FEATURE_DIM
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        """ValueError unless ``x`` is ``[T >= 1, S, 3]`` floating point."""
-        if x.dim() != 3 or x.shape[0] < 1 or x.shape[1] != self.num_points or x.shape[2] != 3:
-            raise ValueError(f"expected landmarks [T, {self.num_points}, 3], got {list(x.shape)}")
-        if not x.is_floating_point():
-            raise ValueError(f"expected floating point landmarks, got {x.dtype}")
-
     def points(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``P`` points ``[T, P, 3]`` of every frame (0 where missing) and their validity ``[T, P]``."""
         raw, v_raw = nan_to_zero(x.index_select(1, self.raw_pos))
@@ -146,7 +139,7 @@ class FramesFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``[T, S, 3]`` -> features ``[L, 7 * P + 1]``."""
         if not torch.onnx.is_in_onnx_export():
-            self._check_input(x)
+            check_landmarks(x, self.num_points)
         x = x.float()
         pts, v = self.points(x)
         src, mask = self.frame_sources(v)

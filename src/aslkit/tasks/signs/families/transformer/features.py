@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
-from aslkit.tensor_ops import masked_linear_resample, nan_to_zero
+from aslkit.tensor_ops import check_landmarks, masked_linear_resample, nan_to_zero
 
 MIN_SCALE = 1e-3   # lower bound of the normalisation scale (coordinates are in [0, 1] image units)
 
@@ -182,13 +182,6 @@ class SignFeatures(nn.Module):
         """The feature groups in output order with their widths (they sum to ``feature_dim``)."""
         return dict(self._groups)
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        """ValueError unless ``x`` is ``[T >= 1, S, 3]`` floating point."""
-        if x.dim() != 3 or x.shape[0] < 1 or x.shape[1] != self.num_points or x.shape[2] != 3:
-            raise ValueError(f"expected landmarks [T, {self.num_points}, 3], got {list(x.shape)}")
-        if not x.is_floating_point():
-            raise ValueError(f"expected floating point landmarks, got {x.dtype}")
-
     def select_points(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Lips + dominant hand ``[T, 61, 3]`` (mirrored when the left hand dominates; 0 where missing) and their
         validity ``[T, 61]``."""
@@ -201,7 +194,7 @@ class SignFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``[T, S, 3]`` -> features ``[L, F]``."""
         if not torch.onnx.is_in_onnx_export():
-            self._check_input(x)
+            check_landmarks(x, self.num_points)
         cfg, n_frames = self.cfg, self.length
         pts, v = self.select_points(x.float())
         centre, scale = centre_and_scale(pts, v)
