@@ -122,7 +122,6 @@ CONFIG_FILE = "config.yaml"
 DATA_FILE = "data.json"
 INIT_FILE = "init.json"
 METRICS_FILE = "metrics.csv"
-OOF_FILE = "oof.csv"
 CHECKPOINTS = "checkpoints"
 
 
