@@ -2,20 +2,24 @@
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 
 import numpy as np
 import pytest
 import torch
 
+from aslkit.cli import main
 from aslkit.config import make_config
+from aslkit.data.errors import DataError
 from aslkit.export import ConvertConfig, convert, gate_failures
 from aslkit.runs import file_digest
 from aslkit.submit import make_submission, score_run, submit
 from aslkit.tasks.base import degenerate_inputs
+from aslkit.tasks.signs.export import validation_sequences
 from aslkit.tasks.signs.graph import load_grader_model
 from aslkit.tasks.signs.prepare import PrepareConfig, prepare_signs
-from aslkit.tflite import tflite_runner
+from aslkit.tflite import GateError, tflite_runner
 from aslkit.train import make_train_config, train
 
 TINY = ["optim.epochs=2", "optim.batch_size=16", "max_train_samples=64", "model.hidden=32", "model.layers=2",
@@ -43,6 +47,7 @@ def test_builds_pass_every_gate(converted):
         assert r["agreement"] >= 0.999 and r["n_parity"] == 40
         assert all(r["degenerate_finite"].values()) and len(r["degenerate_finite"]) == 5
         assert r["tflite_runtime_agreement"] >= 0.98                      # tf.lite runs it too
+        assert r["latency_budget_ms"] == 100.0 and 0 < r["latency_ms_mean"] < 50
     assert report["float16"]["size_mb"] < report["float32"]["size_mb"]
     assert json.loads((run / "export" / "report.json").read_text())["float32"]["failed"] == []
     best = run / "checkpoints" / "best.pt"
@@ -70,7 +75,32 @@ def test_submission_and_grader_clone(converted):
     assert res["n"] == len(np.load(run / "oof_logits.npy"))
     assert abs(res["accuracy"] - res["torch_oof_accuracy"]) <= 0.005
     assert res["latency_ms_mean"] > 0 and res["size_mb"] < 40
-    assert (run / "score.json").is_file()
+    assert json.loads((run / "score.json").read_text())["latency_failure"] == ""
+    assert (run / "export" / "convert.log").is_file()                   # the libraries' messages, not the console
+
+
+def test_score_gates_the_latency_with_the_safety_factor(converted, monkeypatch):
+    run, _ = converted
+    monkeypatch.setattr("aslkit.tasks.signs.grade.LATENCY_LIMIT_MS", 0.001)   # as if Kaggle allowed 1 microsecond
+    with pytest.raises(GateError, match=rf"{run}: mean latency [\d.]+ ms x safety factor 2 > 0 ms per sequence"):
+        score_run(run)
+    assert "x safety factor 2" in json.loads((run / "score.json").read_text())["latency_failure"]
+
+
+def test_score_and_convert_refuse_a_cache_prepared_again_since_the_run(converted, tmp_path, capsys):
+    run, _ = converted
+    copy = shutil.copytree(run, tmp_path / "run")
+    data = json.loads((copy / "data.json").read_text())
+    cache = shutil.copytree(data["prepared_dir"], tmp_path / "cache")
+    (copy / "data.json").write_text(json.dumps({**data, "prepared_dir": str(cache)}))
+    assert len(validation_sequences(copy, limit=3)[0]) == 3                 # the same cache, elsewhere: fine
+    prepare_signs(make_config(PrepareConfig, "ci", {"data_dir": data["data_dir"], "out_dir": str(cache),
+                                                    "fold_method": "random", "seed": 5}))
+    with pytest.raises(DataError, match=f"{cache}: prepared again since run {copy} was trained on it"):
+        validation_sequences(copy, limit=3)
+    capsys.readouterr()
+    assert main(["score", str(copy)]) == 1
+    assert capsys.readouterr().err.startswith(f"aslkit score: error: {cache}: prepared again since run {copy}")
 
 
 def test_deberta_encoder_converts_and_passes_the_gates(converted):
@@ -98,6 +128,11 @@ def test_gate_failures_name_the_gate():
     assert "non-builtin" in gate_failures({**ok, "non_builtin_ops": ["FlexErf"]}, cfg)[0]
     assert "1 frame" in gate_failures({**ok, "degenerate_finite": {"1 frame": False}}, cfg)[0]
     assert "agreement" in gate_failures({**ok, "agreement": 0.99}, cfg)[0]
+    timed = {**ok, "latency_ms_mean": 60.0, "latency_budget_ms": 100.0}
+    assert gate_failures(timed, cfg) == ["mean latency 60.0 ms x safety factor 2 > 100 ms per sequence (Kaggle's "
+                                         "limit on average)"]
+    assert gate_failures(timed, ConvertConfig(latency_safety=1.5)) == []
+    assert gate_failures({**timed, "latency_budget_ms": 0.0}, cfg) == []     # a task without a time limit
 
 
 def test_submission_needs_a_model(tmp_path):

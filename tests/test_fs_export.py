@@ -77,6 +77,7 @@ def test_builds_pass_every_gate_on_non_trivial_phrases(fs_runs):
         r = report[build]
         assert r["size_mb"] < 40 and r["non_builtin_ops"] == [] and r["agreement"] >= 0.85 and r["n_parity"] > 0
         assert all(r["degenerate_finite"].values()) and len(r["degenerate_finite"]) == 5
+        assert r["latency_budget_ms"] == 750.0 and r["latency_ms_mean"] > 0    # 5 h for 24,000 phrases
     seqs = pd.read_csv(rand / "oof.csv")
     assert json.loads((rand / "export" / "inference_args.json").read_text())["selected_columns"] == \
         C.FS_130_COLUMNS

@@ -40,9 +40,10 @@ def mtimes(folder: Path) -> dict[str, int]:
 
 
 def contents(folder: Path) -> dict[str, bytes]:
-    """Bytes of the shards and the tables of a cache (everything but config.yaml, which names the folder)."""
+    """Bytes of the shards and the tables of a cache (everything but config.yaml, which names the folder, and the
+    lock file of the process that prepared it)."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
-            if p.is_file() and p.name != cache.CONFIG}
+            if p.is_file() and p.name not in (cache.CONFIG, cache.LOCK)}
 
 
 def shard_of(ds: PreparedSigns, i: int) -> str:

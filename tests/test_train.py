@@ -105,11 +105,13 @@ def test_on_epoch_sees_each_row_and_can_stop_the_run_resumably(cache, tmp_path, 
     assert len(pd.read_csv(run / "metrics.csv")) == 4
 
 
-def _torchrun_two_ranks(cache: Path, tmp_path: Path, name: str, *extra: str) -> tuple[Path, list[dict]]:
-    """A 2-epoch ci run on two CPU ranks; its folder and each rank's weight checksums."""
+def _torchrun_two_ranks(cache: Path, tmp_path: Path, name: str, *extra: str, data: str = "prepared_dir"
+                        ) -> tuple[Path, list[dict]]:
+    """A 2-epoch ci run on two CPU ranks (``data``: the setting ``cache`` is given as); its folder and each rank's
+    weight checksums."""
     torchrun = Path(sys.executable).parent / "torchrun"
     args = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "aslkit", "train", "--preset", "ci",
-            *TINY, f"prepared_dir={cache}", "optim.epochs=2", f"run_name={name}", *extra]
+            *TINY, f"{data}={cache}", "optim.epochs=2", f"run_name={name}", *extra]
     res = subprocess.run(args, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     run = tmp_path / "logs" / name
@@ -121,6 +123,16 @@ def test_ddp_two_cpu_ranks_agree(cache, tmp_path):
     assert ranks[0]["param_sum"] == ranks[1]["param_sum"]
     assert "student_param_sum" not in ranks[0]
     assert len(pd.read_csv(run / "metrics.csv")) == 2
+
+
+def test_ddp_on_a_fresh_machine_prepares_the_cache_once(islr_synth, tmp_path):
+    """No cache yet: the two ranks do not race on its shards (one prepares under the cache's lock, the other waits
+    and finds it up to date)."""
+    run, ranks = _torchrun_two_ranks(islr_synth, tmp_path, "ddp_fresh", data="data_dir")
+    assert ranks[0]["param_sum"] == ranks[1]["param_sum"]
+    cache = Path(pd.read_json(run / "data.json", typ="series")["prepared_dir"])
+    assert cache.is_relative_to(tmp_path) and (cache / "prepared.json").is_file()
+    assert not list((cache / "shards").glob(".*"))                     # no temporary file left by a race
 
 
 def test_ddp_mean_teacher_with_student_and_soup(cache, tmp_path):

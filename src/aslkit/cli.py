@@ -1,10 +1,13 @@
 """The kit's command line: ``python -m aslkit <command>`` (also installed as ``aslkit``).
 
 Every command takes ``--preset`` and trailing ``key=value`` overrides of its typed config; ``--help`` on each.
+The kit's own errors (bad data, config or run folder, a failed gate) print one line and exit 1; ``--debug`` (or
+``ASLKIT_DEBUG=1``) shows the traceback.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -12,6 +15,11 @@ from typing import Callable, Sequence
 from aslkit import constants as C
 from aslkit.config import PROFILES, DataConfig, SynthConfig, make_config, parse_overrides, to_dict
 from aslkit.tasks.registry import DEFAULT_TASK
+from aslkit.tflite import GateError
+
+# What the kit raises for a user's input (data, config, run folder, gates), each with a message naming the file,
+# row or setting; anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError, GateError)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -126,6 +134,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per stage."""
     parser = argparse.ArgumentParser(prog="aslkit", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (also ASLKIT_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     p = sub.add_parser("synth", help="write a synthetic dataset in the exact Kaggle layout",
@@ -240,10 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``aslkit`` and ``python -m aslkit``."""
+    """Entry point of ``aslkit`` and ``python -m aslkit``: 0 on success, 1 with one line on stderr for the kit's
+    own errors (``USER_ERRORS``)."""
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
-    return func(args)
+    try:
+        return func(args)
+    except USER_ERRORS as e:
+        if args.debug or os.environ.get("ASLKIT_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"aslkit {args.command}: error: {e}", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

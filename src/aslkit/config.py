@@ -23,6 +23,13 @@ T = TypeVar("T")
 PROFILES = ("ci", "quick", "full")
 
 
+class ConfigError(KeyError, ValueError):
+    """An unknown config key or preset; the message names it and what is known."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def default_profile() -> str:
     """The run profile: ``$ASLKIT_PROFILE`` when set (``ci`` under CI), else ``quick``."""
     env = os.environ.get("ASLKIT_PROFILE")
@@ -117,13 +124,13 @@ def parse_overrides(items: Sequence[str] | Mapping[str, Any] | None) -> dict[str
 
 
 def apply_overrides(cfg: T, overrides: Sequence[str] | Mapping[str, Any] | None) -> T:
-    """A copy of ``cfg`` with dotted ``key=value`` overrides applied (unknown keys raise KeyError)."""
+    """A copy of ``cfg`` with dotted ``key=value`` overrides applied (ConfigError for an unknown key)."""
     cfg = dataclasses.replace(cfg)
     for key, value in parse_overrides(overrides).items():
         head, _, rest = key.partition(".")
         types = _field_types(type(cfg))
         if head not in types:
-            raise KeyError(f"unknown config key {key!r} for {type(cfg).__name__}; known: {sorted(types)}")
+            raise ConfigError(f"unknown config key {key!r} for {type(cfg).__name__}; known: {sorted(types)}")
         current = getattr(cfg, head)
         if rest and isinstance(current, dict):     # free-form sub-config (checked by whoever builds from it)
             setattr(cfg, head, _set_nested(current, rest, value))
@@ -152,7 +159,7 @@ def make_config(cls: type[T], preset: str | None = None, overrides: Sequence[str
     if preset:
         presets = PRESETS.get(cls, {})
         if preset not in presets:
-            raise KeyError(f"unknown preset {preset!r} for {cls.__name__}; known: {sorted(presets)}")
+            raise ConfigError(f"unknown preset {preset!r} for {cls.__name__}; known: {sorted(presets)}")
         cfg = apply_overrides(cfg, presets[preset])
     return apply_overrides(cfg, overrides)
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,17 @@ from aslkit.runs import file_digest, write_json_atomic
 from aslkit.tasks.base import TaskExport
 from aslkit.tasks.registry import plugin_of_run
 from aslkit.tensor_ops import export_friendly
-from aslkit.tflite import INPUT_NAME, OUTPUT_NAME, SIGNATURE, op_names, tflite_runner
+from aslkit.tflite import (
+    INPUT_NAME,
+    LATENCY_SAFETY,
+    OUTPUT_NAME,
+    SIGNATURE,
+    GateError,
+    latency_failure,
+    native_stderr_to,
+    op_names,
+    tflite_runner,
+)
 
 
 def export_onnx(module: nn.Module, path: str | Path, example: torch.Tensor, opset: int = 17) -> Path:
@@ -116,10 +127,7 @@ class ConvertConfig:
     min_phrase_agreement: float = 0.995  # asl-fingerspelling: share of decoded phrases equal to torch's
     max_score_diff: float = 0.002    # asl-fingerspelling: |TFLite score - torch score| on the validation set
     parity_limit: int = 0            # 0: the whole validation fold
-
-
-class GateError(RuntimeError):
-    """A conversion gate failed (the report names which)."""
+    latency_safety: float = LATENCY_SAFETY  # measured mean latency x this must fit the competition's budget
 
 
 def torch_outputs(model: nn.Module, seqs: list[np.ndarray]) -> list[np.ndarray]:
@@ -128,16 +136,29 @@ def torch_outputs(model: nn.Module, seqs: list[np.ndarray]) -> list[np.ndarray]:
         return [model(torch.from_numpy(x)).numpy() for x in seqs]
 
 
+def timed_outputs(runner, seqs: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
+    """``runner``'s output for each sequence and the mean milliseconds per call."""
+    outs, seconds = [], 0.0
+    for x in seqs:
+        t0 = time.perf_counter()
+        outs.append(runner(x))
+        seconds += time.perf_counter() - t0
+    return outs, 1000 * seconds / max(1, len(seqs))
+
+
 def check_build(path: Path, exp: TaskExport, ref: list[np.ndarray], cfg: ConvertConfig) -> dict:
-    """Size, builtin-only ops, both runtimes, degenerate inputs and parity with torch for one TFLite build."""
+    """Size, builtin-only ops, both runtimes, degenerate inputs, parity with torch and the mean latency (1 thread,
+    on the validation sequences, else the edge cases) of one TFLite build."""
     ops = op_names(path)
     rep: dict = {"size_mb": path.stat().st_size / 2 ** 20, "ops": ops,
                  "non_builtin_ops": [o for o in ops if "FLEX" in o.upper() or "CUSTOM" in o.upper()]}
     litert, tflite = tflite_runner(path, "litert"), tflite_runner(path, "tflite")
     rep["degenerate_finite"] = {k: bool(np.isfinite(litert(x)).all() and np.isfinite(tflite(x)).all())
                                 for k, x in exp.degenerate.items()}
+    outs, rep["latency_ms_mean"] = timed_outputs(litert, exp.seqs or list(exp.degenerate.values()))
+    rep["latency_budget_ms"] = exp.latency_budget_ms
     if exp.seqs:
-        rep.update(exp.compare([litert(x) for x in exp.seqs], ref, exp.oof))
+        rep.update(exp.compare(outs, ref, exp.oof))
         k = min(50, len(exp.seqs))
         rep["tflite_runtime_agreement"] = exp.compare([tflite(x) for x in exp.seqs[:k]], ref[:k], exp.oof)["agreement"]
     rep["failed"] = gate_failures(rep, cfg)
@@ -158,7 +179,9 @@ def gate_failures(rep: dict, cfg: ConvertConfig) -> list[str]:
         fails.append(f"{'phrase' if phrases else 'argmax'} agreement {rep['agreement']:.4f} < {need}")
     if phrases and rep["score_diff"] > cfg.max_score_diff:
         fails.append(f"score difference {rep['score_diff']:.4f} > {cfg.max_score_diff}")
-    return fails
+    slow = rep.get("latency_budget_ms") and latency_failure(rep["latency_ms_mean"], rep["latency_budget_ms"],
+                                                            cfg.latency_safety)
+    return fails + ([slow] if slow else [])
 
 
 def choose_build(report: dict, submit_build: str) -> str | None:
@@ -181,12 +204,29 @@ def _summary_line(name: str, r: dict) -> str:
 
 def convert(cfg: ConvertConfig) -> dict:
     """Export a run to float32 and float16 TFLite under ``<run>/export/``, check every gate, write report.json
-    (and the task's extra files, e.g. inference_args.json, next to model.tflite)."""
+    (and the task's extra files, e.g. inference_args.json, next to model.tflite); the libraries' own messages go to
+    ``export/convert.log``."""
     run = Path(cfg.run_dir)
     out = run / "export"
     exp = plugin_of_run(run).task_export(run, cfg.checkpoint, cfg.parity_limit)
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.tflite").unlink(missing_ok=True)                 # never leave an earlier build to be submitted
+    with native_stderr_to(out / "convert.log"):
+        report = build_and_check(exp, out, cfg)
+    for name in ("float32", "float16"):
+        print(_summary_line(name, report[name]))
+    if report["submitted"] is None:
+        failed = {n: report[n]["failed"] for n in ("float32", "float16") if report[n]["failed"]}
+        raise GateError(f"conversion gates failed for the submit build ({cfg.submit_build}): {failed} "
+                        f"(report: {out / 'report.json'})")
+    shutil.copyfile(out / f"model_{report['submitted']}.tflite", out / "model.tflite")
+    print(f"model.tflite = the {report['submitted']} build")
+    return report
+
+
+def build_and_check(exp: TaskExport, out: Path, cfg: ConvertConfig) -> dict:
+    """Both builds of ``exp`` in ``out`` (``model_float32.tflite``, ``model_float16.tflite``), their gates, and
+    the report (also written as ``report.json``, with the task's extra files)."""
     onnx_path = export_onnx(exp.model, out / "model.onnx", exp.example)
     saved = onnx_to_saved_model(onnx_path, out / "saved_model")
     builds = {"float32": saved_model_to_tflite(saved, out / "model_float32.tflite", input_shape=exp.input_shape),
@@ -201,14 +241,6 @@ def convert(cfg: ConvertConfig) -> dict:
     for name, text in exp.extra_files.items():
         (out / name).write_text(text)
     write_json_atomic(out / "report.json", report)
-    for name in builds:
-        print(_summary_line(name, report[name]))
-    if report["submitted"] is None:
-        failed = {n: report[n]["failed"] for n in builds if report[n]["failed"]}
-        raise GateError(f"conversion gates failed for the submit build ({cfg.submit_build}): {failed} "
-                        f"(report: {out / 'report.json'})")
-    shutil.copyfile(builds[report["submitted"]], out / "model.tflite")
-    print(f"model.tflite = the {report['submitted']} build")
     return report
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aslkit import constants as C
+from aslkit.data.cache import check_cache_owner
 
 KAGGLE_INPUT = Path("/kaggle/input")
 KAGGLE_WORKING = Path("/kaggle/working")
@@ -117,9 +118,11 @@ def _synthetic(slug: str, size: str, seed: int, verbose: bool) -> DataSource:
 def resolve_cache_folders(task: str, data_dir: str, out_dir: str, synth_size: str, subset_name: str
                           ) -> tuple[Path, Path]:
     """The absolute data folder of a preparation config (``resolve_data_dir``) and its cache folder: ``out_dir``, or
-    ``default_out_dir`` of that data folder and ``subset_name``."""
+    ``default_out_dir`` of that data folder and ``subset_name``; DataError when that folder holds the cache of
+    another data folder (``data.cache.check_cache_owner``)."""
     data = resolve_data_dir(task, data_dir or None, synth_size=synth_size).path
     out = Path(out_dir).expanduser().resolve() if out_dir else default_out_dir(task, subset_name, data)
+    check_cache_owner(out, data)
     return data, out
 
 

@@ -20,13 +20,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import random
 import shutil
 import time
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -35,6 +37,7 @@ import yaml
 
 from aslkit.config import load_config, save_config
 from aslkit.data.cache import write_atomic
+from aslkit.data.errors import DataError
 from aslkit.paths import logs_root
 
 
@@ -188,8 +191,15 @@ def set_rng_states(s: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A kit checkpoint, loaded with ``weights_only=True``."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A kit checkpoint, loaded with ``weights_only=True``; DataError naming the file when it is missing or
+    unreadable (truncated by a kill, or not a checkpoint)."""
+    if not Path(path).is_file():
+        raise DataError(path, "missing checkpoint (not found)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        raise DataError(path, f"unreadable checkpoint, truncated or not a checkpoint ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''})") from e
 
 
 def checkpoint_path(run: str | Path, name: str = "best") -> Path:
@@ -224,9 +234,10 @@ def run_task(run: str | Path) -> str:
 
 
 def data_record(prepared: Any) -> dict:
-    """The ``data.json`` record of a prepared cache: its folder, the data folder it was read from, its subset."""
-    return {"prepared_dir": str(prepared.path), "data_dir": str(prepared.config.data_dir),
-            "subset": [int(i) for i in prepared.subset]}
+    """The ``data.json`` record of a prepared cache: its folder and fingerprint, the data folder it was read from,
+    its subset."""
+    return {"prepared_dir": str(prepared.path), "cache_fingerprint": prepared.fingerprint,
+            "data_dir": str(prepared.config.data_dir), "subset": [int(i) for i in prepared.subset]}
 
 
 def write_data_record(run: str | Path, data: dict) -> Path:
@@ -240,6 +251,22 @@ def read_data_record(run: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{run}: no {DATA_FILE} (not a run folder, or its training never started)")
     return json.loads(path.read_text())
+
+
+def run_cache(run: str | Path, open_cache: Callable[[str], Any]) -> tuple[dict, Any]:
+    """A run's ``data.json`` and the prepared cache it was trained on (opened with ``open_cache``); DataError naming
+    the cache when it is gone or was prepared again since (its fingerprint differs), instead of wrong rows later."""
+    data = read_data_record(run)
+    try:
+        prepared = open_cache(data["prepared_dir"])
+    except DataError as e:
+        raise DataError(e.path, f"{e.problem} (the cache run {run} was trained on)") from e
+    recorded = data.get("cache_fingerprint")
+    if recorded and recorded != prepared.fingerprint:
+        raise DataError(prepared.path, f"prepared again since run {run} was trained on it (fingerprint "
+                                       f"{prepared.fingerprint}, the run saw {recorded}); prepare it as it was, or "
+                                       f"train the run again")
+    return data, prepared
 
 
 def run_subset(run: str | Path) -> np.ndarray:

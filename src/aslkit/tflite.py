@@ -2,9 +2,12 @@
 graders call it (``inputs`` -> ``outputs``), with ``ai_edge_litert`` (the grader's runtime) or ``tf.lite``."""
 from __future__ import annotations
 
+import os
+import sys
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -15,6 +18,41 @@ OUTPUT_NAME = "outputs"
 
 
 SIGNATURE = "serving_default"
+
+# Kaggle grades on its own CPU, assumed up to this many times slower per thread than the machine that measures:
+# a build passes the latency gate when its measured mean latency times this factor fits the competition's budget.
+LATENCY_SAFETY = 2.0
+
+
+class GateError(RuntimeError):
+    """A gate of a build or a submission failed (size, ops, parity, latency); the message names which."""
+
+
+def latency_failure(mean_ms: float, budget_ms: float, safety: float = LATENCY_SAFETY) -> str:
+    """The latency gate: "" when ``mean_ms`` (measured, 1 thread) times ``safety`` fits ``budget_ms`` per sequence
+    (the competition's limit on average), else a line saying by how much it does not."""
+    if mean_ms * safety <= budget_ms:
+        return ""
+    return (f"mean latency {mean_ms:.1f} ms x safety factor {safety:g} > {budget_ms:.0f} ms per sequence "
+            f"(Kaggle's limit on average)")
+
+
+@contextmanager
+def native_stderr_to(log: str | Path) -> Iterator[Path]:
+    """Write the process's standard error (file descriptor 2: TensorFlow's C++ logging, such as its CUDA
+    registration messages on a CPU machine, and Python warnings) to ``log`` for the block, so that the console
+    shows the kit's own lines."""
+    log = Path(log)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(log, "wb") as f:
+            os.dup2(f.fileno(), 2)
+            yield log
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def tflite_runner(path: str | Path, runtime: str = "litert", num_threads: int = 1

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from aslkit.config import PROFILES, apply_overrides, load_config, make_config, parse_overrides
+from aslkit.config import PROFILES, ConfigError, apply_overrides, load_config, make_config, parse_overrides
 from aslkit.data.cache import CONFIG as CACHE_CONFIG
 from aslkit.data.cache import expand_to_full
 from aslkit.plotting import plot_learning_curves
@@ -66,7 +66,7 @@ def make_train_config(preset: str | None = None, overrides: Any = None) -> Train
     ov = parse_overrides(overrides)
     task_plugin = plugin(str(ov.get("task", TrainConfig.task)))
     if preset and preset not in task_plugin.presets:
-        raise KeyError(f"unknown preset {preset!r} for {task_plugin.slug}; known: {sorted(task_plugin.presets)}")
+        raise ConfigError(f"unknown preset {preset!r} for {task_plugin.slug}; known: {sorted(task_plugin.presets)}")
     cfg = apply_overrides(TrainConfig(task=task_plugin.slug), task_plugin.presets[preset] if preset else {})
     families = task_plugin.families
     cfg = apply_overrides(cfg, {"model_name": families.resolve(str(ov.get("model_name", cfg.model_name)))})

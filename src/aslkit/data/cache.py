@@ -5,37 +5,44 @@ Layout of a cache folder (written by ``aslkit.prepare`` through ``aslkit.data.sy
     config.yaml          the resolved preparation config it was made with
     index.parquet        one row per prepared sequence (INDEX_COLUMNS), sorted by sequence_id
     folds.csv            sequence_id, participant_id, fold (same row order as the index)
-    errors.csv           path, error: the files skipped with skip_bad (header only when none)
+    errors.csv           path, sequence_id, error: what skip_bad left out, one row per sequence (an empty
+                         sequence_id: a whole file, every sequence of it; header only when none)
     prepared.json        summary and landmark subset; written last, so it marks a complete cache
     shards/<name>.npy    all frames of a shard's sequences, [n_frames, n_landmarks, 3] float32, NaNs kept
     shards/<name>.json   the shard's manifest: its source files (size, mtime_ns) and each sequence's length
+    .prepare.lock        held by the process that prepares the cache (``cache_lock``)
 
 A sequence is ``shard[start:start + length]`` of its shard; shards are opened with ``np.load(mmap_mode="r")`` so
 the cache never has to fit in memory.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
+import yaml
+from filelock import FileLock, Timeout
 
 from aslkit.constants import ROWS_PER_FRAME
 from aslkit.data.errors import DataError, require_file
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2                 # 2: errors.csv and shard manifests carry the sequence_id
 INDEX = "index.parquet"
 FOLDS = "folds.csv"
 ERRORS = "errors.csv"
 CONFIG = "config.yaml"
 META = "prepared.json"
 SHARDS = "shards"
+LOCK = ".prepare.lock"
 INDEX_COLUMNS = ["sequence_id", "participant_id", "sign", "label", "path", "length", "shard", "start"]
 FOLD_COLUMNS = ["sequence_id", "participant_id", "fold"]
-ERROR_COLUMNS = ["path", "error"]
+ERROR_COLUMNS = ["path", "sequence_id", "error"]
 
 
 def shard_name(first_sequence_id: int) -> str:
@@ -127,7 +134,8 @@ def write_shard(root: str | Path, name: str, key: dict[str, Any], arrays: list[n
 
 
 def manifest_rows(root: str | Path, name: str, sequence_ids: list[int]) -> tuple[pd.DataFrame, list[list[str]]]:
-    """Shard, start and length of each sequence of a built shard (from its manifest) and its skipped files."""
+    """Shard, start and length of each sequence of a built shard (from its manifest) and what it skipped
+    (``[path, sequence_id, error]`` rows)."""
     path = shard_files(root, name)[1]
     manifest = read_json(path)
     if manifest is None:
@@ -136,6 +144,55 @@ def manifest_rows(root: str | Path, name: str, sequence_ids: list[int]) -> tuple
     rows = pd.DataFrame({"sequence_id": np.asarray(sequence_ids, dtype=np.int64), "length": lengths, "shard": name,
                          "start": np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)})
     return rows, manifest["errors"]
+
+
+@contextmanager
+def cache_lock(root: str | Path) -> Iterator[None]:
+    """Hold cache folder ``root``'s lock while preparing it: another process (a second torchrun rank, a command
+    started by hand) waits here, then finds the cache up to date instead of racing on the same shards."""
+    Path(root).mkdir(parents=True, exist_ok=True)
+    lock = FileLock(Path(root) / LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"{root}: another process is preparing this cache; waiting for it", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def recorded_data_dir(root: str | Path) -> str:
+    """The data folder a cache folder was prepared from (its ``config.yaml``), or "" when it holds no cache."""
+    path = Path(root) / CONFIG
+    if not path.is_file():
+        return ""
+    record = yaml.safe_load(path.read_text()) or {}
+    return str(record.get("data_dir") or "") if isinstance(record, dict) else ""
+
+
+def check_cache_owner(root: str | Path, data_dir: str | Path) -> None:
+    """DataError naming the cache folder when it holds the cache of another data folder that still exists (two
+    data folders of the same name must not share, and silently replace, one cache); a cache whose data folder has
+    gone (a moved checkout) is taken over with a printed note."""
+    recorded = recorded_data_dir(root)
+    if not recorded or Path(recorded) == Path(data_dir):
+        return
+    if Path(recorded).is_dir():
+        raise DataError(root, f"holds the cache of {recorded}, not of {data_dir}; give out_dir=<another folder> "
+                              f"(or prepared_dir= to train) for a cache of {data_dir}, or delete {root}")
+    print(f"{root}: its data folder {recorded} is gone; preparing it again from {data_dir}", flush=True)
+
+
+def cache_fingerprint(root: str | Path) -> str:
+    """What a cache holds, as a short hash: its index (sequence ids, files, labels, lengths, shard positions) and
+    folds. Runs record it (``data.json``); later stages compare it to catch a cache prepared again from other data
+    or with other folds."""
+    digest = hashlib.sha256()
+    for name in (INDEX, FOLDS):
+        digest.update(require_file(Path(root) / name, f"cache {name}").read_bytes())
+    return digest.hexdigest()[:16]
 
 
 class ShardedCache:
@@ -168,8 +225,14 @@ class ShardedCache:
         return meta
 
     @property
+    def fingerprint(self) -> str:
+        """``cache_fingerprint`` of this cache."""
+        return cache_fingerprint(self.path)
+
+    @property
     def errors(self) -> pd.DataFrame:
-        """The files that were skipped (path, error); empty when none."""
+        """What skip_bad left out (path, sequence_id, error; an empty sequence_id: the whole file), as text;
+        empty when none."""
         return pd.read_csv(self.path / ERRORS, dtype=str, keep_default_na=False)
 
     def __len__(self) -> int:

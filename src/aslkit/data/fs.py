@@ -10,7 +10,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from aslkit.constants import CHAR_TO_INDEX, CHARACTERS, ROWS_PER_FRAME
-from aslkit.data.errors import DataError, require_columns, require_file
+from aslkit.data.errors import (
+    DataError,
+    int_column,
+    non_numeric_cells,
+    non_numeric_problem,
+    require_columns,
+    require_file,
+)
 
 META_COLUMNS = ["path", "file_id", "sequence_id", "participant_id", "phrase"]
 CHAR_MAP = "character_to_prediction_index.json"
@@ -56,10 +63,7 @@ def read_metadata(data_dir: str | Path, which: str = "train") -> pd.DataFrame:
     require_columns(path, df.columns, META_COLUMNS)
     df = df[list(df.columns)]
     for col in ("file_id", "sequence_id", "participant_id"):
-        try:
-            df[col] = df[col].astype(np.int64)
-        except ValueError as e:
-            raise DataError(path, f"column {col!r} is not integer ({e})") from e
+        df[col] = int_column(path, df, col)
     for row, phrase in enumerate(df["phrase"]):
         bad = bad_characters(phrase)
         if bad:
@@ -98,13 +102,18 @@ def landmarks_to_blocks(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 2, 1).reshape(len(x), -1), dtype=np.float32)
 
 
-def read_fs_file(pq_path: str | Path, selected_columns: list[str],
-                 sequence_ids: Iterable[int] | None = None) -> dict[int, np.ndarray]:
-    """Sequences of one wide parquet file as the grader reads them.
+EMPTY_SEQUENCE = "empty sequence: no frames"
+
+
+def read_fs_sequences(pq_path: str | Path, selected_columns: list[str], sequence_ids: Iterable[int] | None = None
+                      ) -> tuple[dict[int, np.ndarray], dict[int, str]]:
+    """The good sequences of one wide parquet file as the grader reads them, and the problem of each bad one.
 
     ``pd.read_parquet(path, columns=selected_columns)``, then one float32 ``[n_frames, len(selected_columns)]``
-    array per ``sequence_id`` (the index), columns in exactly the given order. When ``sequence_ids`` is given, each
-    must be present in the file.
+    array per ``sequence_id`` (the index), columns in exactly the given order. A problem of the whole file
+    (missing, unreadable, missing columns, wrong index) is a DataError naming it; a sequence with a value that is
+    not a number, or one of ``sequence_ids`` without frames in the file, is left out and returned as
+    ``{sequence_id: problem}`` (only those of ``sequence_ids`` when it is given).
     """
     path = require_file(pq_path, "landmark parquet")
     try:
@@ -115,14 +124,53 @@ def read_fs_file(pq_path: str | Path, selected_columns: list[str],
     df = pd.read_parquet(path, columns=list(selected_columns))
     if df.index.name != "sequence_id":
         raise DataError(path, f"index must be 'sequence_id', got {df.index.name!r}")
-    values = df.to_numpy(dtype=np.float32)
-    ids = df.index.to_numpy()
+    df, values, problems = _float_rows(path, df)
+    seqs = _split_by_id(df.index.to_numpy(), values)
+    if sequence_ids is not None:
+        wanted = [int(s) for s in sequence_ids]
+        problems = {s: problems.get(s, EMPTY_SEQUENCE) for s in wanted if s not in seqs}
+    return seqs, problems
+
+
+def _float_rows(path: Path, df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, dict[int, str]]:
+    """``df.to_numpy(dtype=np.float32)``; when some values are not numbers, the rows of the sequences that hold
+    them are left out (the remaining frame and values are returned) and each such sequence's problem."""
+    try:
+        return df, df.to_numpy(dtype=np.float32), {}
+    except (TypeError, ValueError) as e:
+        ids = df.index.to_numpy()
+        problems: dict[int, str] = {}
+        for col, rows in non_numeric_cells(df).items():
+            sids, first = np.unique(ids[rows], return_index=True)
+            for sid, row in zip(sids.tolist(), rows[first]):
+                problems.setdefault(int(sid), non_numeric_problem(df, col, row))
+        if not problems:
+            raise DataError(path, f"landmark values do not convert to float32 ({e})") from e
+        df = df[~df.index.isin(list(problems))]
+        return df, df.to_numpy(dtype=np.float32), problems
+
+
+def _split_by_id(ids: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
+    """Rows of ``values`` grouped by their id (first-seen order kept within an id), one array per id."""
     order = np.argsort(ids, kind="stable")
     uniq, starts = np.unique(ids[order], return_index=True)
     bounds = list(starts) + [len(ids)]
-    out = {int(u): values[order[bounds[k]:bounds[k + 1]]] for k, u in enumerate(uniq)}
-    if sequence_ids is not None:
-        missing = [int(s) for s in sequence_ids if int(s) not in out]
-        if missing:
-            raise DataError(path, f"empty sequence: no frames for sequence_id(s) {missing[:10]}")
-    return out
+    return {int(u): values[order[bounds[k]:bounds[k + 1]]] for k, u in enumerate(uniq)}
+
+
+def bad_sequences_text(problems: dict[int, str]) -> str:
+    """One message for the bad sequences of a file: each problem with its first sequence ids."""
+    by_problem: dict[str, list[int]] = {}
+    for sid, problem in problems.items():
+        by_problem.setdefault(problem, []).append(sid)
+    return "; ".join(f"{problem} for sequence_id(s) {sids[:10]}" for problem, sids in by_problem.items())
+
+
+def read_fs_file(pq_path: str | Path, selected_columns: list[str],
+                 sequence_ids: Iterable[int] | None = None) -> dict[int, np.ndarray]:
+    """Sequences of one wide parquet file as the grader reads them (``read_fs_sequences``); any bad sequence
+    (of ``sequence_ids`` when given, else of the file) is a DataError naming the file and the sequence ids."""
+    seqs, problems = read_fs_sequences(pq_path, selected_columns, sequence_ids)
+    if problems:
+        raise DataError(pq_path, bad_sequences_text(problems))
+    return seqs

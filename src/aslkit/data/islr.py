@@ -9,7 +9,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from aslkit.constants import ROWS_PER_FRAME
-from aslkit.data.errors import DataError, require_columns, require_file
+from aslkit.data.errors import (
+    DataError,
+    int_column,
+    non_numeric_cells,
+    non_numeric_problem,
+    require_columns,
+    require_file,
+)
 
 TRAIN_COLUMNS = ["path", "participant_id", "sequence_id", "sign"]
 LONG_COLUMNS = ["frame", "row_id", "type", "landmark_index", "x", "y", "z"]
@@ -32,15 +39,15 @@ def read_train_csv(data_dir: str | Path, label_map: dict[str, int] | None = None
     """``train.csv`` with a ``label`` column added; every sign must be in the label map."""
     data_dir = Path(data_dir)
     path = require_file(data_dir / "train.csv", "train.csv")
-    df = pd.read_csv(path, dtype={"path": str, "sign": str})
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
     require_columns(path, df.columns, TRAIN_COLUMNS)
     label_map = read_label_map(data_dir) if label_map is None else label_map
     unknown = sorted(set(df["sign"]) - set(label_map))
     if unknown:
         raise DataError(path, f"unknown sign(s) not in {LABEL_MAP}: {unknown[:10]}")
     df = df[TRAIN_COLUMNS].copy()
-    df["participant_id"] = df["participant_id"].astype(np.int64)
-    df["sequence_id"] = df["sequence_id"].astype(np.int64)
+    for col in ("participant_id", "sequence_id"):
+        df[col] = int_column(path, df, col)
     df["label"] = df["sign"].map(label_map).astype(np.int64)
     return df
 
@@ -49,7 +56,7 @@ def load_relevant_data_subset(pq_path: str | Path) -> np.ndarray:
     """One sequence as Kaggle's grader loads it: ``[n_frames, 543, 3]`` float32, NaNs kept.
 
     Same read and reshape as the public evaluation code, with a clear error for a missing file, missing x/y/z
-    columns, an empty sequence, or a row count that is not a multiple of 543.
+    columns, an empty sequence, a row count that is not a multiple of 543, or a value that is not a number.
     """
     path = require_file(pq_path, "landmark parquet")
     try:
@@ -64,8 +71,22 @@ def load_relevant_data_subset(pq_path: str | Path) -> np.ndarray:
     if len(data) % ROWS_PER_FRAME:
         raise DataError(path, f"{len(data)} rows is not a multiple of {ROWS_PER_FRAME} landmarks per frame")
     n_frames = int(len(data) / ROWS_PER_FRAME)
-    data = data.values.reshape(n_frames, ROWS_PER_FRAME, len(data_columns))
-    return data.astype(np.float32)
+    values = data.values.reshape(n_frames, ROWS_PER_FRAME, len(data_columns))
+    try:
+        return values.astype(np.float32)
+    except (TypeError, ValueError) as e:
+        raise DataError(path, text_values_problem(data)) from e
+
+
+def text_values_problem(data: pd.DataFrame) -> str:
+    """What is wrong with a long-format table whose x/y/z values do not all convert to float32: the first column
+    with a non-numeric value, that value, its parquet row (0-based) and how many rows have one."""
+    cells = non_numeric_cells(data)
+    if not cells:
+        return "landmark values do not convert to float32"
+    col, rows = next(iter(cells.items()))
+    n_rows = len(np.unique(np.concatenate(list(cells.values()))))
+    return f"{non_numeric_problem(data, col, rows[0])} at parquet row {rows[0]} (0-based; {n_rows} row(s) in all)"
 
 
 def read_long_parquet(pq_path: str | Path) -> pd.DataFrame:

@@ -47,7 +47,8 @@ class PrepareReport:
     built: list[str] = field(default_factory=list)      # shards written by this run
     kept: list[str] = field(default_factory=list)       # shards that were up to date
     removed: list[str] = field(default_factory=list)    # shards no longer in the plan, deleted
-    skipped: list[tuple[str, str]] = field(default_factory=list)   # (path, error) of skipped files
+    skipped: list[tuple] = field(default_factory=list)   # rows of errors.csv: (path, sequence_id or "", error)
+    n_skipped: int = 0                                     # sequences left out by skip_bad
 
     def summary(self) -> str:
         """One line for the log."""
@@ -55,7 +56,15 @@ class PrepareReport:
                   f"{len(self.built)} shard(s) built, {len(self.kept)} up to date")
         removed = f", {len(self.removed)} removed" if self.removed else ""
         return (f"prepared {self.n_sequences} sequences, {self.n_frames} frames, {self.n_bytes / 2 ** 20:.1f} MB "
-                f"in {self.seconds:.1f} s ({shards}{removed}; {len(self.skipped)} skipped) -> {self.path}")
+                f"in {self.seconds:.1f} s ({shards}{removed}; {self.skipped_text()}) -> {self.path}")
+
+    def skipped_text(self) -> str:
+        """How many sequences skip_bad left out, where they are listed and the first few of them."""
+        if not self.skipped:
+            return "none skipped"
+        first = ", ".join(f"{p} (sequence_id {s})" if str(s) else f"{p} (whole file)" for p, s, _ in self.skipped[:3])
+        more = f" and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
+        return f"{self.n_skipped} sequence(s) skipped, listed in {self.path / cache.ERRORS}: {first}{more}"
 
 
 def worker_count(workers: int, n_jobs: int) -> int:
@@ -84,16 +93,20 @@ def job_mapper(workers: int, n_jobs: int) -> Iterator[Callable]:
         yield partial(pool.imap_unordered, chunksize=1)
 
 
+SKIP_BAD_HINT = "skip_bad=true skips bad files and sequences instead, listing them in the cache's errors.csv"
+
+
 def build_shards(jobs: list, workers: int, build: Callable[[Any], ShardResult],
                  on_shard: Callable[[ShardResult], None] | None = None, desc: str = "prepare") -> list[str]:
     """Build the given shards with ``build`` (a module-level function, run in worker processes) and a progress bar
-    (in sequences: ``len(job.sequence_ids)``); DataError naming the file on a bad file."""
+    (in sequences: ``len(job.sequence_ids)``); DataError naming the file on a bad file (with ``SKIP_BAD_HINT``)."""
     built = []
     with tqdm(total=sum(len(j.sequence_ids) for j in jobs), unit="seq", desc=desc, disable=not jobs) as bar, \
             job_mapper(workers, len(jobs)) as mapper:
         for result in mapper(build, jobs):
             if result.failure:
-                raise DataError(*result.failure)
+                path, problem = result.failure
+                raise DataError(path, f"{problem} ({SKIP_BAD_HINT})")
             built.append(result.name)
             bar.update(result.n_sequences)
             if on_shard is not None:
@@ -172,6 +185,7 @@ def make_report(out: Path, index: pd.DataFrame, errors: pd.DataFrame, jobs: list
                 removed: list[str], t0: float) -> PrepareReport:
     """The report of one preparation run (shared by both competitions)."""
     built_set = set(built)
+    n_planned = sum(len(j.sequence_ids) for j in jobs)
     return PrepareReport(out, len(index), int(index["length"].sum()), shard_bytes(out, jobs),
                          time.perf_counter() - t0, built, [j.name for j in jobs if j.name not in built_set],
-                         removed, list(map(tuple, errors.to_numpy().tolist())))
+                         removed, list(map(tuple, errors.to_numpy().tolist())), n_planned - len(index))

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
+from aslkit.config import ConfigError
 
 Sample = Callable[[int, "np.random.Generator | None"], tuple[np.ndarray, Any]]
 
@@ -108,7 +109,8 @@ class FamilyRegistry:
         out = []
         if profile:
             if profile not in mod.PRESETS:
-                raise KeyError(f"family {self.resolve(name)!r} has no preset {profile!r}; known: {sorted(mod.PRESETS)}")
+                raise ConfigError(f"family {self.resolve(name)!r} has no preset {profile!r}; "
+                                  f"known: {sorted(mod.PRESETS)}")
             out.append(mod.PRESETS[profile])
         out.append(self.entries[self.resolve(name)].overrides)
         return out
@@ -141,6 +143,7 @@ class TaskExport:
     compare: Callable[[list[np.ndarray], list[np.ndarray], pd.DataFrame], dict]
     extra_files: dict[str, str] = field(default_factory=dict)   # written next to model.tflite (inference_args.json)
     sources: list[Path] = field(default_factory=list)           # the checkpoints the module was built from
+    latency_budget_ms: float = 0.0       # the competition's mean time per sequence (0: no latency gate)
 
 
 def degenerate_inputs(landmarks: np.ndarray | None = None, seed: int = 0) -> dict[str, np.ndarray]:

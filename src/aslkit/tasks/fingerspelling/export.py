@@ -22,11 +22,12 @@ from torch import nn
 
 from aslkit import constants as C
 from aslkit.data.fs import encode_phrase, landmarks_to_blocks, read_fs_file
-from aslkit.runs import checkpoint_path, load_checkpoint, read_data_record, read_run_config
+from aslkit.runs import checkpoint_path, load_checkpoint, read_data_record, read_run_config, run_cache
 from aslkit.tasks.base import TaskExport, degenerate_inputs
 from aslkit.tasks.fingerspelling.evaluate import fs_score, read_fs_oof
 from aslkit.tasks.fingerspelling.families import FAMILIES
 from aslkit.tasks.fingerspelling.frames import hand_frames, padded_frame_positions
+from aslkit.tasks.fingerspelling.grade import LATENCY_BUDGET_MS
 from aslkit.tasks.fingerspelling.prepare import PreparedFS
 
 
@@ -97,10 +98,10 @@ def fs_validation_sequences(run: str | Path, limit: int = 0) -> tuple[list[np.nd
     """Grader inputs ``[T, 390]`` of a run's validation sequences, read from the original parquet files with the
     selected columns exactly as the grader does, and their ``oof.csv`` rows (same order)."""
     run = Path(run)
-    data = read_data_record(run)
+    data, prepared = run_cache(run, PreparedFS)
     oof = read_fs_oof(run / "oof.csv")
     oof = oof.iloc[:limit].reset_index(drop=True) if limit else oof
-    index = PreparedFS(data["prepared_dir"]).index.set_index("sequence_id")
+    index = prepared.index.set_index("sequence_id")
     files = index.loc[oof["sequence_id"], ["source", "file_id"]].reset_index()
     cols = wide_columns(np.array(data["subset"]))
     seqs: dict[int, np.ndarray] = {}
@@ -138,4 +139,4 @@ def task_export(run: Path, checkpoint: str = "best", parity_limit: int = 0) -> T
     seqs, oof = fs_validation_sequences(run, parity_limit) if (run / "oof.csv").is_file() else ([], None)
     return TaskExport(model, torch.rand(23, 3 * n), (None, 3 * n), degenerate_fs_inputs(model.features.landmarks),
                       seqs, oof, compare_phrases, {"inference_args.json": inference_args(model.features.landmarks)},
-                      [checkpoint_path(run, checkpoint)])
+                      [checkpoint_path(run, checkpoint)], LATENCY_BUDGET_MS)

@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 
 from aslkit.data.fs import read_character_map
-from aslkit.runs import read_data_record, write_json_atomic
+from aslkit.runs import run_cache, write_json_atomic
 from aslkit.tasks.fingerspelling.evaluate import fs_score, read_fs_oof
 from aslkit.tasks.fingerspelling.prepare import PreparedFS
-from aslkit.tflite import OUTPUT_NAME, grader_runner
+from aslkit.tflite import OUTPUT_NAME, GateError, grader_runner, latency_failure
 
 HIDDEN_TEST_SEQUENCES = 24_000   # assumption: ~1,000 sequences in each of the 24 files of the published test set
 TIME_LIMIT_H = 5.0
+LATENCY_BUDGET_MS = TIME_LIMIT_H * 3_600_000 / HIDDEN_TEST_SEQUENCES   # the 5 h as a mean time per sequence
 
 
 def selected_columns(submission: str | Path) -> list[str] | None:
@@ -77,11 +78,11 @@ def grade_fingerspelling(submission: str | Path, data_dir: str | Path, rows: pd.
 
 def score_run(run: str | Path, submission: str | Path | None = None) -> dict:
     """Grade a fingerspelling run's submission on its validation sequences next to the torch OOF score; writes
-    ``score.json``."""
+    ``score.json``; GateError when the projected time fails the latency gate (``tflite.latency_failure``)."""
     run = Path(run)
-    data = read_data_record(run)
+    data, prepared = run_cache(run, PreparedFS)
     oof = read_fs_oof(run / "oof.csv")
-    index = PreparedFS(data["prepared_dir"]).index.set_index("sequence_id").loc[oof["sequence_id"]]
+    index = prepared.index.set_index("sequence_id").loc[oof["sequence_id"]]
     folder = np.where(index["source"] == "train", "train_landmarks", "supplemental_landmarks")
     rows = pd.DataFrame({"path": [f"{d}/{f}.parquet" for d, f in zip(folder, index["file_id"])],
                          "sequence_id": oof["sequence_id"].to_numpy(), "phrase": oof["phrase"].to_numpy()})
@@ -90,6 +91,7 @@ def score_run(run: str | Path, submission: str | Path | None = None) -> dict:
     res["fallback_phrase"] = data.get("fallback_phrase", "")
     res["fallback_score"] = fs_score(list(oof["phrase"]), [res["fallback_phrase"]] * len(oof))
     res["participants"] = sorted(int(p) for p in oof["participant_id"].unique())
+    res["latency_failure"] = latency_failure(res["latency_ms_mean"], LATENCY_BUDGET_MS)
     summary = {k: v for k, v in res.items() if k != "predictions"}
     write_json_atomic(run / "score.json", summary)
     print(f"grader clone: score {res['score']:.4f} (torch OOF {res['torch_oof_score']:.4f}, fallback phrase "
@@ -97,6 +99,8 @@ def score_run(run: str | Path, submission: str | Path | None = None) -> dict:
           f"mean {res['latency_ms_mean']:.2f} ms, p95 {res['latency_ms_p95']:.2f} ms; projected "
           f"{res['projected_hours']:.2f} h for {HIDDEN_TEST_SEQUENCES} sequences (limit {TIME_LIMIT_H:.0f} h); "
           f"size {res['size_mb']:.2f} MB")
+    if res["latency_failure"]:
+        raise GateError(f"{run}: {res['latency_failure']} (score.json)")
     return res
 
 

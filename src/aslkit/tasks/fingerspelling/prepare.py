@@ -2,10 +2,13 @@
 
 Same layout, reader and guarantees as the asl-signs cache (``aslkit.data.cache``, ``aslkit.data.sync``): a second run
 writes nothing, a changed file rebuilds only its shard, an interrupted run continues. Here one landmark parquet file
-is one unit of work and one shard (``shards/<source>-<file_id>.npy``), read with ``read_fs_file`` for the selected
-columns only (default ``constants.FS_130_COLUMNS``: the 130 landmarks of the FS 1st place, all x then all y then all
-z) and stored landmark-major as float32 ``[n_frames, 130, 3]`` (NaNs kept). A shard's manifest records its file's
-size and mtime_ns and its sequence ids (in metadata order), so editing the file or its metadata rows rebuilds it.
+is one unit of work and one shard (``shards/<source>-<file_id>.npy``), read with ``read_fs_sequences`` for the
+selected columns only (default ``constants.FS_130_COLUMNS``: the 130 landmarks of the FS 1st place, all x then all y
+then all z) and stored landmark-major as float32 ``[n_frames, 130, 3]`` (NaNs kept). A shard's manifest records its
+file's size and mtime_ns and its sequence ids (in metadata order), so editing the file or its metadata rows rebuilds
+it. A bad sequence (no frames in its file, a value that is not a number) stops the run with a DataError naming the
+file and the sequence ids; with ``skip_bad`` only that sequence is left out (a row path, sequence_id, error of
+``errors.csv``), and a file that cannot be read at all is left out whole (one row with an empty sequence_id).
 
 Index (``INDEX_COLUMNS``): sequence_id, participant_id, file_id, phrase, phrase_len, source ("train" or
 "supplemental"), length, shard, start; rows ordered by source (train first), file_id, sequence_id. Phrases are kept
@@ -33,7 +36,7 @@ from aslkit.config import PRESETS, load_config
 from aslkit.data import cache
 from aslkit.data.errors import DataError, require_file
 from aslkit.data.folds import group_folds, random5_folds
-from aslkit.data.fs import blocks_to_landmarks, encode_phrase, read_fs_file, read_metadata
+from aslkit.data.fs import bad_sequences_text, blocks_to_landmarks, encode_phrase, read_fs_sequences, read_metadata
 from aslkit.data.sync import (
     PrepareReport,
     ShardResult,
@@ -71,7 +74,7 @@ class PrepareFSConfig:
     n_folds: int = 4                   # group folds (ignored by random5)
     fold_method: str = "group"         # "group": by participant; "random5": fold 0 = seeded random 5 %, others -1
     seed: int = 0                      # seed of the random5 split
-    skip_bad: bool = False             # skip unreadable files (listed in errors.csv) instead of stopping
+    skip_bad: bool = False             # skip bad sequences and unreadable files (errors.csv) instead of stopping
     synth_size: str = "quick"          # size of the synthetic fallback when no real data is found
 
 
@@ -163,30 +166,36 @@ def fs_is_up_to_date(job: FSShardJob) -> bool:
     return cache.shard_is_current(job.out_dir, job.name, job.key(), len(job.landmarks), job.skip_bad)
 
 
-def read_fs_shard(job: FSShardJob) -> list[np.ndarray]:
-    """The sequences of one file, ``[T, L, 3]`` float32 each, in ``job.sequence_ids`` order; DataError naming the
-    file for any read problem."""
+def read_fs_shard(job: FSShardJob) -> tuple[list[np.ndarray], list[list]]:
+    """The sequences of one file, ``[T, L, 3]`` float32 each, in ``job.sequence_ids`` order (an empty array for a
+    bad sequence), and the ``[path, sequence_id, problem]`` of each bad sequence; DataError naming the file for a
+    problem of the whole file, and for a bad sequence unless ``job.skip_bad``."""
     path = Path(job.data_dir) / job.path
-    columns = C.fs_columns(job.landmarks)
     try:
-        seqs = read_fs_file(path, columns, job.sequence_ids)
+        seqs, problems = read_fs_sequences(path, C.fs_columns(job.landmarks), job.sequence_ids)
     except DataError:
         raise
     except (OSError, ValueError, pa.ArrowException) as e:
         raise DataError(path, f"unreadable parquet ({type(e).__name__}: {e})") from e
-    return [blocks_to_landmarks(seqs[int(s)], len(job.landmarks)) for s in job.sequence_ids]
+    if problems and not job.skip_bad:
+        raise DataError(path, bad_sequences_text(problems))
+    n = len(job.landmarks)
+    arrays = [blocks_to_landmarks(seqs[s], n) if s in seqs else np.zeros((0, n, 3), np.float32)
+              for s in map(int, job.sequence_ids)]
+    return arrays, [[job.path, sid, problem] for sid, problem in problems.items()]
 
 
 def build_fs_shard(job: FSShardJob) -> ShardResult:
-    """Read and write one file's shard (runs in a worker); a bad file is returned as a failure unless skip_bad,
-    in which case the shard is written empty with the error in its manifest."""
+    """Read and write one file's shard (runs in a worker). A bad file or sequence is returned as a failure unless
+    ``skip_bad``: then a bad sequence is written empty, or every sequence of an unreadable file, and the problem
+    goes into the manifest (a whole file with an empty sequence_id)."""
     try:
-        arrays, errors = read_fs_shard(job), []
+        arrays, errors = read_fs_shard(job)
     except DataError as e:
         if not job.skip_bad:
             return ShardResult(job.name, len(job.sequence_ids), failure=(e.path, e.problem))
         arrays = [np.zeros((0, len(job.landmarks), 3), np.float32) for _ in job.sequence_ids]
-        errors = [[job.path, e.problem]]
+        errors = [[job.path, "", e.problem]]
     cache.write_shard(job.out_dir, job.name, job.key(), arrays, errors, len(job.landmarks))
     return ShardResult(job.name, len(job.sequence_ids))
 
@@ -205,15 +214,27 @@ def assemble_fs_index(table: pd.DataFrame, jobs: list[FSShardJob]) -> tuple[pd.D
     rows = pd.concat([p[0] for p in parts], ignore_index=True)
     errors = pd.DataFrame([e for p in parts for e in p[1]], columns=cache.ERROR_COLUMNS)
     index = table.merge(rows, on="sequence_id", how="inner", validate="one_to_one")
-    index = index[~index["path"].isin(errors["path"])].reset_index(drop=True)
+    index = index[~skipped_rows(index, errors)].reset_index(drop=True)
     index["phrase_len"] = index["phrase"].str.len().astype(np.int64)
     return index[FS_INDEX_COLUMNS], errors
 
 
-def fs_summary_meta(cfg: PrepareFSConfig, index: pd.DataFrame, errors: pd.DataFrame, n_shards: int) -> dict:
+def skipped_rows(index: pd.DataFrame, errors: pd.DataFrame) -> np.ndarray:
+    """Rows of ``index`` that ``errors`` skipped: every sequence of a whole file (empty sequence_id) and each listed
+    sequence."""
+    whole = errors["sequence_id"].astype(str) == ""
+    sids = pd.to_numeric(errors.loc[~whole, "sequence_id"]).astype(np.int64)
+    return (index["path"].isin(errors.loc[whole, "path"]) | index["sequence_id"].isin(sids)).to_numpy(bool)
+
+
+def fs_summary_meta(cfg: PrepareFSConfig, index: pd.DataFrame, errors: pd.DataFrame, n_shards: int,
+                    n_skipped: int) -> dict:
+    """``prepared.json``: what the cache holds; ``n_skipped`` rows of errors.csv (a file or a sequence each),
+    ``n_skipped_sequences`` the sequences they left out."""
     return {"format": cache.FORMAT_VERSION, "task": cfg.task, "subset_name": cfg.landmarks,
             "subset": landmark_list(cfg), "dtype": "float32", "n_sequences": int(len(index)),
             "n_frames": int(index["length"].sum()), "n_shards": n_shards, "n_skipped": int(len(errors)),
+            "n_skipped_sequences": n_skipped,
             "sources": sorted(index["source"].unique().tolist())}
 
 
@@ -230,14 +251,18 @@ def build_fs_cache(cfg: PrepareFSConfig, on_shard: Callable[[ShardResult], None]
     print(f"prepare: {len(table)} sequences in {len(jobs)} files", flush=True)
     built, removed = sync_shards(out, jobs, cfg.workers, fs_is_up_to_date, build_fs_shard, on_shard)
     index, errors = assemble_fs_index(table, jobs)
-    write_tables(cfg, index, make_fs_folds(index, cfg), errors, fs_summary_meta(cfg, index, errors, len(jobs)))
+    meta = fs_summary_meta(cfg, index, errors, len(jobs), len(table) - len(index))
+    write_tables(cfg, index, make_fs_folds(index, cfg), errors, meta)
     return make_report(out, index, errors, jobs, built, removed, t0)
 
 
 def prepare_fingerspelling(cfg: PrepareFSConfig,
                            on_shard: Callable[[ShardResult], None] | None = None) -> Path:
-    """Prepare the asl-fingerspelling cache of ``cfg`` (see module docstring), print a summary, return its folder."""
-    report = build_fs_cache(cfg, on_shard)
+    """Prepare the asl-fingerspelling cache of ``cfg`` (see module docstring) holding its lock
+    (``cache.cache_lock``), print a summary, return its folder."""
+    cfg = resolve_fs_config(cfg)
+    with cache.cache_lock(cfg.out_dir):
+        report = build_fs_cache(cfg, on_shard)
     print(report.summary(), flush=True)
     return report.path
 

@@ -10,9 +10,10 @@ import pandas as pd
 import torch
 
 from aslkit.data.islr import load_relevant_data_subset
-from aslkit.runs import checkpoint_path, read_data_record
+from aslkit.runs import checkpoint_path, run_cache
 from aslkit.tasks.base import TaskExport, degenerate_inputs
 from aslkit.tasks.signs.ensemble import is_ensemble, load_ensemble_model, member_checkpoints
+from aslkit.tasks.signs.grade import LATENCY_LIMIT_MS
 from aslkit.tasks.signs.graph import load_grader_model
 from aslkit.tasks.signs.prepare import PreparedSigns
 
@@ -20,11 +21,11 @@ from aslkit.tasks.signs.prepare import PreparedSigns
 def validation_sequences(run: str | Path, limit: int = 0) -> tuple[list[np.ndarray], pd.DataFrame]:
     """Raw grader inputs of a run's validation sequences, read from the original parquet files as Kaggle does."""
     run = Path(run)
-    data = read_data_record(run)
+    data, prepared = run_cache(run, PreparedSigns)
     oof = pd.read_csv(run / "oof.csv")
     if limit:
         oof = oof.iloc[:limit]
-    index = PreparedSigns(data["prepared_dir"]).index.set_index("sequence_id")
+    index = prepared.index.set_index("sequence_id")
     paths = [Path(data["data_dir"]) / index.loc[s, "path"] for s in oof["sequence_id"]]
     return [load_relevant_data_subset(p) for p in paths], oof.reset_index(drop=True)
 
@@ -48,4 +49,4 @@ def task_export(run: Path, checkpoint: str = "best", parity_limit: int = 0) -> T
     sources = member_checkpoints(run) if ensemble else [checkpoint_path(run, checkpoint)]
     seqs, oof = validation_sequences(run, parity_limit) if (run / "oof.csv").is_file() else ([], None)
     return TaskExport(model, torch.rand(23, 543, 3), (None, 543, 3), degenerate_inputs(), seqs, oof, compare_logits,
-                      sources=sources)
+                      sources=sources, latency_budget_ms=LATENCY_LIMIT_MS)

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 
 from aslkit.data.islr import load_relevant_data_subset
-from aslkit.runs import read_data_record, write_json_atomic
+from aslkit.runs import run_cache, write_json_atomic
 from aslkit.tasks.signs.prepare import PreparedSigns
-from aslkit.tflite import OUTPUT_NAME, grader_runner
+from aslkit.tflite import OUTPUT_NAME, GateError, grader_runner, latency_failure
+
+LATENCY_LIMIT_MS = 100.0   # Kaggle: under 100 ms per sequence on average
 
 
 def grade_signs(submission: str | Path, data_dir: str | Path, rows: pd.DataFrame, num_threads: int = 1) -> dict:
@@ -37,20 +39,23 @@ def grade_signs(submission: str | Path, data_dir: str | Path, rows: pd.DataFrame
 
 def score_run(run: str | Path, submission: str | Path | None = None) -> dict:
     """Grade a run's submission on its held-out (validation) participants, next to the torch OOF accuracy; writes
-    ``score.json``."""
+    ``score.json``; GateError when the mean latency fails the latency gate (``tflite.latency_failure``)."""
     run = Path(run)
-    data = read_data_record(run)
+    data, prepared = run_cache(run, PreparedSigns)
     oof = pd.read_csv(run / "oof.csv")
-    index = PreparedSigns(data["prepared_dir"]).index.set_index("sequence_id")
+    index = prepared.index.set_index("sequence_id")
     rows = pd.DataFrame({"path": index.loc[oof["sequence_id"], "path"].to_numpy(), "label": oof["label"]})
     res = grade_signs(submission or run / "submission.zip", data["data_dir"], rows)
     res["torch_oof_accuracy"] = float((oof["pred"] == oof["label"]).mean())
     res["participants"] = sorted(int(p) for p in oof["participant_id"].unique())
+    res["latency_failure"] = latency_failure(res["latency_ms_mean"], LATENCY_LIMIT_MS)
     summary = {k: v for k, v in res.items() if k != "predictions"}
     write_json_atomic(run / "score.json", summary)
     print(f"grader clone: accuracy {res['accuracy']:.4f} (torch OOF {res['torch_oof_accuracy']:.4f}) on "
           f"{res['n']} sequences of participants {res['participants']}; latency mean {res['latency_ms_mean']:.2f} ms,"
           f" p95 {res['latency_ms_p95']:.2f} ms; size {res['size_mb']:.2f} MB")
+    if res["latency_failure"]:
+        raise GateError(f"{run}: {res['latency_failure']} (score.json)")
     return res
 
 

@@ -164,18 +164,18 @@ def read_sequence(path: str | Path, subset: np.ndarray) -> np.ndarray:
         raise DataError(path, f"unreadable parquet ({type(e).__name__}: {e})") from e
 
 
-def read_shard(job: ShardJob) -> tuple[list[np.ndarray], list[list[str]]]:
-    """Every sequence of a shard (an empty array for a skipped file) and the ``[path, problem]`` of each skipped
-    file; raises the first DataError unless ``job.skip_bad``."""
+def read_shard(job: ShardJob) -> tuple[list[np.ndarray], list[list]]:
+    """Every sequence of a shard (an empty array for a skipped file) and the ``[path, sequence_id, problem]`` of
+    each skipped file; raises the first DataError unless ``job.skip_bad``."""
     subset = np.asarray(job.subset, dtype=np.int64)
     arrays, errors = [], []
-    for rel in job.paths:
+    for rel, sid in zip(job.paths, job.sequence_ids):
         try:
             arrays.append(read_sequence(Path(job.data_dir) / rel, subset))
         except DataError as e:
             if not job.skip_bad:
                 raise
-            errors.append([rel, e.problem])
+            errors.append([rel, int(sid), e.problem])
             arrays.append(np.zeros((0, len(subset), 3), np.float32))
     return arrays, errors
 
@@ -257,8 +257,11 @@ def build_cache(cfg: PrepareConfig, on_shard: Callable[[ShardResult], None] | No
 
 
 def prepare_signs(cfg: PrepareConfig, on_shard: Callable[[ShardResult], None] | None = None) -> Path:
-    """Prepare the asl-signs cache of ``cfg`` (see module docstring), print a summary, return the cache folder."""
-    report = build_cache(cfg, on_shard)
+    """Prepare the asl-signs cache of ``cfg`` (see module docstring) holding its lock (``cache.cache_lock``: one
+    process prepares, the others wait), print a summary, return the cache folder."""
+    cfg = resolve_config(cfg)
+    with cache.cache_lock(cfg.out_dir):
+        report = build_cache(cfg, on_shard)
     print(report.summary(), flush=True)
     return report.path
 
