@@ -38,9 +38,11 @@ def test_synth_command_writes_dataset(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
-def test_bad_override_is_rejected(tmp_path):
+def test_bad_override_is_rejected(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path), "colour=blue"]) == 1
+    assert capsys.readouterr().err.startswith("aslkit synth: error: unknown config key 'colour' for SynthConfig")
     with pytest.raises(KeyError, match="unknown config key"):
-        main(["synth", "--out", str(tmp_path), "colour=blue"])
+        main(["--debug", "synth", "--out", str(tmp_path), "colour=blue"])
 
 
 def test_prepare_command_for_fingerspelling(fs_synth, tmp_path):

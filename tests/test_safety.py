@@ -192,14 +192,19 @@ def test_a_process_waits_for_the_one_preparing_the_cache(islr_synth, tmp_path):
     out = tmp_path / "cache"
     args = ["prepare", "--data-dir", str(islr_synth), "--preset", "ci", f"out_dir={out}", "workers=1"]
     env = {**os.environ, "ASLKIT_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    waiting = f"{out}: another process is preparing this cache; waiting for it"
     with cache_lock(out):                                    # another process is preparing this cache
         proc = subprocess.Popen([sys.executable, "-m", "aslkit", *args], env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
-        first = proc.stdout.readline()
-        assert not (out / "prepared.json").exists()          # it waited instead of writing shards
+        seen = []
+        for line in proc.stdout:                             # until it says it waits (or ends without waiting)
+            seen.append(line)
+            if waiting in line:
+                break
+        assert waiting in "".join(seen), "".join(seen)
+        assert not (out / "prepared.json").exists()          # it waits instead of writing shards
     rest = proc.stdout.read()
     assert proc.wait(timeout=300) == 0, rest
-    assert f"{out}: another process is preparing this cache; waiting for it" in first + rest
     assert (out / "prepared.json").is_file() and (out / LOCK).is_file()
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from aslkit.data.cache import write_atomic
 from aslkit.runs import file_digest, write_json_atomic
 from aslkit.tasks.base import TaskExport
 from aslkit.tasks.registry import plugin_of_run
@@ -239,7 +240,7 @@ def build_and_check(exp: TaskExport, out: Path, cfg: ConvertConfig) -> dict:
     report["submitted"] = choose_build(report, cfg.submit_build)
     report["sources"] = {str(p.resolve()): file_digest(p) for p in exp.sources}
     for name, text in exp.extra_files.items():
-        (out / name).write_text(text)
+        write_atomic(out / name, text.encode())
     write_json_atomic(out / "report.json", report)
     return report
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from aslkit.plotting import plt
-from aslkit.runs import write_json_atomic
+from aslkit.runs import write_csv_atomic, write_json_atomic
 
 
 def fs_score(labels: Sequence[str], preds: Sequence[str]) -> float:
@@ -192,7 +192,7 @@ def validate_fs(runs: Sequence[str | Path], out_dir: str | Path | None = None) -
     out = Path(out_dir) if out_dir else Path(runs[0]) / "validation"
     out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
-        table.to_csv(out / f"{name}.csv", index=name not in ("substitutions", "char_errors", "examples"))
+        write_csv_atomic(table, out / f"{name}.csv", index=name not in ("substitutions", "char_errors", "examples"))
     plot_fs_per_participant(tables["per_participant"]).savefig(out / "per_participant.png", dpi=100)
     plot_fs_groups(tables).savefig(out / "per_group.png", dpi=100)
     plt.close("all")

@@ -9,7 +9,7 @@ import pandas as pd
 
 from aslkit import constants as C
 from aslkit.plotting import plt
-from aslkit.runs import write_json_atomic
+from aslkit.runs import write_csv_atomic, write_json_atomic
 
 
 def load_oof(runs: list[str | Path]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -90,7 +90,7 @@ def validate(runs: list[str | Path], out_dir: str | Path | None = None) -> dict:
     out = Path(out_dir) if out_dir else Path(runs[0]) / "validation"
     out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
-        table.to_csv(out / f"{name}.csv")
+        write_csv_atomic(table, out / f"{name}.csv")
     plot_per_sign(tables["per_sign"]).savefig(out / "per_sign.png", dpi=100)
     plot_top_confusions(oof, names).savefig(out / "top_confusions.png", dpi=100)
     plt.close("all")
