@@ -1,26 +1,52 @@
-"""Prints training throughput (samples/s) of a preset for either competition: the data pipeline (augment +
-features) alone, the model step alone, and end to end through the loader, on the prepared cache of the preset's
-synthetic data (or --prepared)."""
+"""Prints training throughput (samples/s) of a preset for either competition, each stage measured on the same
+samples in one run: the loader's work (the augmentation of raw landmarks), the features of whole batches on the
+training device (``objective.to``) next to the same features computed one sample at a time (the old loader path),
+the model step alone on ready batches (forward + backward + optimiser), and end to end (``train.train_epoch`` over a
+loader of those samples). The last line is end to end / model step: the share of the model's speed that training
+keeps. On the prepared cache of the preset's synthetic data (or --prepared)."""
 from __future__ import annotations
 
 import argparse
 import time
 
 import numpy as np
+import torch
 
 from aslkit import constants as C
 from aslkit.tasks.registry import build_task
-from aslkit.train import Dist, EpochDataset, build_optimizer, make_loader, make_train_config, open_prepared
+from aslkit.train import (
+    BatchCollate,
+    Dist,
+    EpochDataset,
+    build_optimizer,
+    build_scheduler,
+    features_in_loader,
+    make_loader,
+    make_train_config,
+    open_prepared,
+    to_device,
+    train_epoch,
+)
 
 
-def _step(parts, model, opt, batch) -> int:
-    """One optimiser step on a collated batch; returns its size."""
-    inputs, targets, idx = batch
-    loss = parts.objective.loss(parts.objective.forward(model, inputs), targets, inputs)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    return len(idx)
+def _timed(fn, n: int) -> tuple[object, float]:
+    """``fn()`` and ``n`` divided by the seconds it took."""
+    t0 = time.perf_counter()
+    out = fn()
+    return out, n / (time.perf_counter() - t0)
+
+
+def _model_steps(parts, model, opt, ready: list, seed: int) -> int:
+    """One training step (the objective's ``train_step``: mixup and all) per ready batch; samples seen."""
+    seen = 0
+    for k, (inputs, targets) in enumerate(ready):
+        _, loss = parts.objective.train_step(model, inputs, targets, np.random.default_rng([seed, k]))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        seen += len(targets) if torch.is_tensor(targets) else len(targets[1])
+    return seen
 
 
 def main() -> None:
@@ -29,38 +55,50 @@ def main() -> None:
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--prepared", default="", help="prepared cache folder (default: the preset's)")
     ap.add_argument("--batches", type=int, default=20)
-    ap.add_argument("--model-name", default=None,
-                    help="asl-signs family (aslkit.tasks.signs.families; default transformer)")
+    ap.add_argument("--model-name", default=None, help="family (default: the task's default)")
+    ap.add_argument("--workers", type=int, default=None, help="loader workers (default: the preset's; -1: per core)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--features-on", default=None, help="auto | loader | device (default: the preset's)")
     args = ap.parse_args()
     cfg = make_train_config(args.preset, {"task": args.task, "prepared_dir": args.prepared,
-                                          **({"model_name": args.model_name} if args.model_name else {})})
+                                          **({"model_name": args.model_name} if args.model_name else {}),
+                                          **({"workers": args.workers} if args.workers is not None else {}),
+                                          **({"features_on": args.features_on} if args.features_on else {})})
+    device = torch.device(args.device)
     parts = build_task(cfg, open_prepared(cfg))
     rows = np.arange(len(parts.index))
-    if parts.on_split is not None:
-        rows = parts.on_split(rows)
-    ds = EpochDataset(parts.sample, rows, parts.features, cfg.seed, augment=True)
-    bs, collate = cfg.optim.batch_size, parts.objective.collate
-    n = args.batches * bs
-    t0 = time.perf_counter()
-    items = [ds[i % len(ds)] for i in range(n)]
-    data_sps = n / (time.perf_counter() - t0)
-    model, opt = parts.model.train(), build_optimizer(parts.model, cfg.optim)
-    batches = [collate(items[k * bs:(k + 1) * bs]) for k in range(args.batches)]
-    t0 = time.perf_counter()
-    seen = sum(_step(parts, model, opt, b) for b in batches)
-    model_sps = seen / (time.perf_counter() - t0)
-    loader = make_loader(ds, bs, True, Dist(), cfg.workers, cfg.seed, collate)
-    t0, seen = time.perf_counter(), 0
-    for k, batch in enumerate(loader):
-        seen += _step(parts, model, opt, batch)
-        if k + 1 >= args.batches:
-            break
-    e2e = seen / (time.perf_counter() - t0)
-    print(f"{args.task}, preset {args.preset}: batch {bs}, features per sample {tuple(items[0][0].shape)}, "
-          f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {cfg.workers} loader worker(s)")
-    print(f"data pipeline (augment + features): {data_sps:8.1f} samples/s")
-    print(f"model step (forward + backward):    {model_sps:8.1f} samples/s")
-    print(f"end to end (loader + step):         {e2e:8.1f} samples/s")
+    rows = parts.on_split(rows) if parts.on_split is not None else rows
+    bs, obj = cfg.optim.batch_size, parts.objective
+    n = min(args.batches * bs, len(rows))
+    ds = EpochDataset(parts.sample, np.random.default_rng(cfg.seed).choice(rows, n, replace=False), cfg.seed, True)
+    features = parts.features.to(device)
+    items, augment_sps = _timed(lambda: [ds[(i, 0)] for i in range(n)], n)
+    raw = [obj.collate(items[k:k + bs]) for k in range(0, n - bs + 1, bs)]
+    ready, batch_sps = _timed(lambda: [(obj.featurize(to_device(x, device)), to_device(t, device))
+                                       for x, t, _ in raw], len(raw) * bs)
+    with torch.no_grad():
+        _, single_sps = _timed(lambda: [features(x.to(device)) for x, _, _ in items], n)
+    model = parts.model.to(device).train()
+    opt = build_optimizer(model, cfg.optim)
+    seen, model_sps = _timed(lambda: _model_steps(parts, model, opt, ready, cfg.seed), len(ready) * bs)
+    d = Dist(device=device)
+    in_loader = features_in_loader(cfg, device)
+    features.to(torch.device("cpu") if in_loader else device)
+    loader = make_loader(ds, bs, True, d, cfg.workers, cfg.seed, BatchCollate(obj, in_loader))
+    scheduler = build_scheduler(opt, cfg.optim, len(loader))
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.optim.amp and device.type == "cuda")
+    _, e2e_sps = _timed(lambda: train_epoch(model, loader, opt, scheduler, None, parts, cfg.optim, d, scaler, 0,
+                                            cfg.seed), len(loader) * bs)
+    print(f"{args.task} ({cfg.model_name or 'default family'}), preset {args.preset}: batch {bs}, "
+          f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {cfg.workers} loader worker(s) "
+          f"setting, {torch.get_num_threads()} torch threads, device {device}, end-to-end batch features in the "
+          f"{'loader' if in_loader else 'training process'}")
+    print(f"loader work (augmentation, raw landmarks):   {augment_sps:8.1f} samples/s")
+    print(f"features, whole batches on the device:       {batch_sps:8.1f} samples/s")
+    print(f"features, one sample at a time (old path):   {single_sps:8.1f} samples/s")
+    print(f"model step (forward + backward + optimiser): {model_sps:8.1f} samples/s")
+    print(f"end to end (train_epoch over a loader):      {e2e_sps:8.1f} samples/s")
+    print(f"end to end / model step:                     {e2e_sps / model_sps:8.2f}")
 
 
 if __name__ == "__main__":

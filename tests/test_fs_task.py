@@ -46,20 +46,29 @@ def test_hand_frames_numpy_and_torch_agree():
 
 
 def test_collate_pads_and_masks_and_fallback_replaces_handless_samples():
-    obj = CTCObjective(fallback="abc", min_hand_frames=3)
-    batch = [(torch.ones(5, 7), (np.array([1, 2]), 5), 0), (torch.ones(3, 7), (np.array([4]), 1), 1)]
-    (x, mask, hands), (ids, lengths), idx = obj.collate(batch)
-    assert x.shape == (2, 5, 7) and mask.tolist() == [[True] * 5, [True] * 3 + [False] * 2]
+    features = FSFeatures()
+    obj = CTCObjective(fallback="abc", min_hand_frames=3, features=features)
+    rng = np.random.default_rng(0)
+    seqs = [torch.from_numpy(_sequence(rng, 5)), torch.from_numpy(_sequence(rng, 3))]
+    batch = [(seqs[0], (np.array([1, 2]), 5), 0), (seqs[1], (np.array([4]), 1), 1)]
+    raw, (ids, lengths), idx = obj.collate(batch)
+    assert raw[0].shape == (2, 5, len(C.FS_130), 3) and torch.isnan(raw[0][1, 3:]).all() and raw[1].tolist() == [5, 3]
     assert ids.tolist() == [1, 2, 4] and lengths.tolist() == [2, 1] and idx.tolist() == [0, 1]
+    x, mask, hands = obj.featurize(raw)
+    assert x.shape == (2, 5, features.feature_dim) and mask.tolist() == [[True] * 5, [True] * 3 + [False] * 2]
+    assert torch.equal(x[1, :3], features(seqs[1])) and not x[1, 3:].any()     # the batch = each sample alone
     logits = torch.full((2, 5, 60), -5.0)
     logits[:, :, C.CHAR_TO_INDEX["z"]] = 5.0
     assert obj.predictions((logits, mask), (x, mask, hands)) == ["z", "abc"]
 
 
 def test_ctc_loss_sum_is_batch_times_mean():
-    obj = CTCObjective()
-    batch = [(torch.randn(9, 4), (np.array([1, 2, 3]), 9), 0), (torch.randn(6, 4), (np.array([5]), 6), 1)]
-    inputs, targets, _ = obj.collate(batch)
+    obj = CTCObjective(features=FSFeatures())
+    rng = np.random.default_rng(1)
+    batch = [(torch.from_numpy(_sequence(rng, 9)), (np.array([1, 2, 3]), 9), 0),
+             (torch.from_numpy(_sequence(rng, 6)), (np.array([5]), 6), 1)]
+    raw, targets, _ = obj.collate(batch)
+    inputs = obj.featurize(raw)
     outputs = (torch.randn(2, 9, 60), inputs[1])
     mean, total = obj.loss(outputs, targets, inputs), obj.loss(outputs, targets, inputs, reduction="sum")
     assert torch.isclose(total, 2 * mean)
@@ -150,8 +159,8 @@ def test_strided_stem_halves_the_frames_in_training_and_in_the_graph():
         model.head.bias[C.CTC_BLANK] = -3.0
     grader = FSGraderModel(features, model).eval()
     x = _sequence(np.random.default_rng(5), 41, 0.0)
-    obj = CTCObjective()
-    inputs, _, _ = obj.collate([(features(torch.from_numpy(x)), (np.array([1]), 41), 0)])
+    obj = CTCObjective(features=features)
+    inputs = obj.featurize(obj.collate([(torch.from_numpy(x), (np.array([1]), 41), 0)])[0])
     with torch.no_grad():
         logits, mask = obj.forward(model, inputs)
         out = grader(torch.from_numpy(landmarks_to_blocks(x))).numpy()

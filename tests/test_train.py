@@ -86,6 +86,18 @@ def test_resume_after_sigkill_equals_uninterrupted(cache, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_batch_features_anywhere_and_loader_workers_train_the_same_weights(cache, tmp_path):
+    """Features in the loader's collate or on the training device, in the main process or in a loader worker (which
+    learns each epoch from the sampler): the same draws, the same weights."""
+    weights = []
+    for where, workers in (("loader", 0), ("device", 0), ("loader", 1)):
+        name = tmp_path / f"{where}{workers}"
+        run = train(make_train_config("ci", TINY + [f"prepared_dir={cache}", "optim.epochs=2", f"features_on={where}",
+                                                    f"workers={workers}", f"run_name={name}"]))
+        weights.append(load_checkpoint(run / "checkpoints" / "last.pt")["model"])
+    assert all(torch.equal(weights[0][k], w[k]) for w in weights[1:] for k in weights[0])
+
+
 def test_on_epoch_sees_each_row_and_can_stop_the_run_resumably(cache, tmp_path, monkeypatch):
     monkeypatch.setenv("ASLKIT_ROOT", str(tmp_path))
     cfg = make_train_config("ci", [*TINY, f"prepared_dir={cache}", "run_name=stopped"])

@@ -107,7 +107,9 @@ class TrainConfig:
     synth_size: str = "quick"
     fold: int = 0                    # validation fold; -1 trains on everything
     seed: int = 42
-    workers: int = 0                 # DataLoader workers (0: in the main process)
+    workers: int = 0                 # DataLoader workers (0: in the main process; -1: one per core beyond it)
+    features_on: str = "auto"        # where batch features are computed: loader (its workers, on the CPU), device
+                                     # (the training device), auto (device on CUDA, else loader)
     device: str = "auto"             # auto | cpu | cuda
     model_name: str = ""             # a model family of the task (empty: its default family)
     model: dict = field(default_factory=dict)      # overrides of the model family's config
@@ -220,11 +222,16 @@ def read_run_config(run: str | Path) -> TrainConfig:
     return load_config(TrainConfig, path)
 
 
+FEATURES_ON = ("auto", "loader", "device")
+
+
 def check_train_config(cfg: TrainConfig) -> None:
     """ValueError naming the setting when a run config cannot train (before anything is written)."""
     for name, value in (("optim.epochs", cfg.optim.epochs), ("optim.batch_size", cfg.optim.batch_size)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
+    if cfg.features_on not in FEATURES_ON:
+        raise ValueError(f"features_on must be one of {FEATURES_ON}, got {cfg.features_on!r}")
 
 
 def run_task(run: str | Path) -> str:

@@ -6,6 +6,9 @@ is carried through the TFLite export unchanged:
 
 * resampling along time (``linear_resample``, ``masked_linear_resample``) and exact integer division in float16
   builds (``floor_div``);
+* padded batches of sequences: ``pad_landmarks`` (NaN-padded raw landmarks and their lengths) and
+  ``batch_features``, a feature module applied to every sequence of such a batch at once (``torch.func.vmap``;
+  each module takes ``n_frames``, the real length of a padded sequence: ``frame_count``, ``real_frames``);
 * NaN handling (``nan_to_zero``) and masked pooling (``masked_mean``);
 * manifold mixup inside a model (``MixPlan``, ``apply_mix``);
 * ``export_friendly``: DeBERTa-v2's relative-position gather as a one-hot product while exporting.
@@ -26,11 +29,44 @@ def check_landmarks(x: torch.Tensor, num_points: int) -> None:
         raise ValueError(f"expected floating point landmarks, got {x.dtype}")
 
 
-def resample_positions(frames: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Source indices ``i0``, ``i1`` and weight ``w`` ``[length]`` of a linear resample of the leading axis of
-    ``frames`` to ``length`` (the sampling of ``interpolate(mode="linear", align_corners=False)``)."""
+def frame_count(frames: torch.Tensor, n_frames: torch.Tensor | None = None) -> torch.Tensor:
+    """The number of frames of ``frames`` ``[T, ...]`` as a float tensor: traced from the shape (so it stays dynamic
+    in an exported graph), or ``n_frames`` when the sequence is padded (``batch_features``)."""
+    if n_frames is not None:
+        return n_frames.to(frames.dtype)
     first = frames[(slice(None),) + (0,) * (frames.dim() - 1)]                 # [T]
-    n = torch.ones_like(first).sum()                                            # T as a float tensor (traced)
+    return torch.ones_like(first).sum()
+
+
+def real_frames(frames: torch.Tensor, n_frames: torch.Tensor | None) -> torch.Tensor | None:
+    """``[T]`` 1 for the first ``n_frames`` frames of a padded sequence, 0 for its padding; None when not padded."""
+    if n_frames is None:
+        return None
+    steps = torch.arange(frames.shape[0], device=frames.device, dtype=frames.dtype)
+    return (steps < n_frames).to(frames.dtype)
+
+
+def pad_landmarks(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequences ``[T_i, S, 3]`` as one batch ``[B, max T_i, S, 3]`` padded with NaN (missing landmarks to every
+    feature module) and their lengths ``[B]``."""
+    lengths = torch.as_tensor([len(x) for x in seqs], dtype=torch.long)
+    return torch.nn.utils.rnn.pad_sequence(list(seqs), batch_first=True, padding_value=float("nan")), lengths
+
+
+def batch_features(features: torch.nn.Module, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``features`` (a module of one sequence ``[T, S, 3]`` with a ``n_frames`` argument) on every sequence of a
+    padded batch (``pad_landmarks``) at once: ``[B, ...]``, sample ``i`` equal to ``features(x[i, :lengths[i]])``
+    (frame-level outputs are zero after ``lengths[i]``)."""
+    with torch.no_grad():
+        return torch.func.vmap(features)(x, lengths)
+
+
+def resample_positions(frames: torch.Tensor, length: int, n_frames: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices ``i0``, ``i1`` and weight ``w`` ``[length]`` of a linear resample of the leading axis of
+    ``frames`` (its first ``n_frames`` when padded) to ``length`` (the sampling of ``interpolate(mode="linear",
+    align_corners=False)``)."""
+    n = frame_count(frames, n_frames)
     pos = (torch.arange(length, dtype=frames.dtype, device=frames.device) + 0.5) * (n / length) - 0.5
     pos = torch.minimum(pos.clamp(min=0.0), n - 1)
     i0f = pos.floor()
@@ -52,13 +88,15 @@ def linear_resample(f: torch.Tensor, length: int) -> torch.Tensor:
     return f.index_select(0, i0) * (1 - w) + f.index_select(0, i1) * w
 
 
-def masked_linear_resample(f: torch.Tensor, valid: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """NaN-aware linear resample of ``f`` ``[T, P, C]`` (zeros where missing) with ``valid`` ``[T, P]`` (0/1).
+def masked_linear_resample(f: torch.Tensor, valid: torch.Tensor, length: int, n_frames: torch.Tensor | None = None
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """NaN-aware linear resample of ``f`` ``[T, P, C]`` (zeros where missing) with ``valid`` ``[T, P]`` (0/1), of its
+    first ``n_frames`` when padded.
 
     Returns ``([length, P, C], [length, P])``: the validity-weighted blend of the two neighbouring frames (the valid
     one alone when the other misses the point) and whether any neighbour with a non-zero weight was valid.
     """
-    i0, i1, w = resample_positions(f, length)
+    i0, i1, w = resample_positions(f, length, n_frames)
     w = _expand(w, valid)
     a = (1 - w) * valid.index_select(0, i0)
     b = w * valid.index_select(0, i1)

@@ -19,7 +19,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
@@ -186,13 +186,14 @@ def seed_everything(seed: int) -> None:
 
 
 class EpochDataset(Dataset):
-    """Samples of a task through ``sample(row, rng)`` and the feature module; with ``augment``, the random draws of a
+    """Raw (augmented) landmark samples of a task through ``sample(row, rng)``; the objective's ``featurize``
+    computes the features of whole batches (``BatchCollate``, ``device_inputs``). Items are ``(position, epoch)``
+    (``EpochSampler``), so that a loader worker never holds a stale epoch; with ``augment``, the random draws of a
     sample depend only on (seed, epoch, row)."""
 
-    def __init__(self, sample, rows: np.ndarray, features: nn.Module, seed: int, augment: bool):
-        self.sample, self.rows, self.features = sample, np.asarray(rows), features
+    def __init__(self, sample, rows: np.ndarray, seed: int, augment: bool):
+        self.sample, self.rows = sample, np.asarray(rows)
         self.seed, self.augment = seed, augment
-        self.epoch = 0
         order = np.argsort(self.rows, kind="stable")             # k-th copy of a repeated row: its own draws
         first = np.searchsorted(self.rows[order], self.rows[order])
         self.copy = np.empty(len(self.rows), np.int64)
@@ -201,22 +202,89 @@ class EpochDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, item: tuple[int, int]):
+        i, epoch = item
         row = int(self.rows[i])
-        key = [self.seed, self.epoch, row] + ([int(self.copy[i])] if self.copy[i] else [])
+        key = [self.seed, epoch, row] + ([int(self.copy[i])] if self.copy[i] else [])
         rng = np.random.default_rng(key) if self.augment else None
         x, target = self.sample(row, rng)
-        with torch.no_grad():
-            feats = self.features(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
-        return feats, target, row
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), target, row
+
+
+class EpochSampler(Sampler):
+    """A ``DistributedSampler``'s positions, each with the epoch it is drawn for (``EpochDataset`` items)."""
+
+    def __init__(self, positions: DistributedSampler):
+        self.positions = positions
+
+    def set_epoch(self, epoch: int) -> None:
+        self.positions.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.positions.epoch
+        return ((int(i), epoch) for i in self.positions)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+class Landmarks(NamedTuple):
+    """A collated batch whose features are still to be computed (on the training device, ``device_inputs``)."""
+
+    raw: Any
+
+
+class BatchCollate:
+    """The loader's ``collate_fn``: the objective's padded landmarks, featurized right there (in the loader workers,
+    on the CPU) or marked as ``Landmarks`` for the training device."""
+
+    def __init__(self, objective: Any, featurize: bool):
+        self.objective, self.featurize = objective, featurize
+
+    def __call__(self, batch: list) -> tuple[Any, Any, torch.Tensor]:
+        raw, targets, idx = self.objective.collate(batch)
+        return (self.objective.featurize(raw) if self.featurize else Landmarks(raw)), targets, idx
+
+
+def features_in_loader(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether the loader computes the batch features (``features_on``; auto: unless training on CUDA)."""
+    return cfg.features_on == "loader" or (cfg.features_on == "auto" and device.type != "cuda")
+
+
+def to_device(tree: Any, device: torch.device) -> Any:
+    """Every tensor of a (nested) tuple on ``device`` (non-blocking: loaders pin memory on CUDA)."""
+    if torch.is_tensor(tree):
+        return tree.to(device, non_blocking=True)
+    if isinstance(tree, tuple):
+        moved = [to_device(t, device) for t in tree]
+        return type(tree)(*moved) if hasattr(tree, "_fields") else tuple(moved)
+    return tree
+
+
+def device_inputs(obj: Any, inputs: Any, targets: Any, device: torch.device) -> tuple[Any, Any]:
+    """A loader batch's model inputs and targets on ``device``, its features computed there when the loader left
+    them (``Landmarks``)."""
+    inputs, targets = to_device(inputs, device), to_device(targets, device)
+    return (obj.featurize(inputs.raw) if isinstance(inputs, Landmarks) else inputs), targets
+
+
+def loader_workers(workers: int, d: Dist) -> int:
+    """DataLoader worker processes: ``workers``, or with -1 one per CPU core of this rank beyond the main process."""
+    if workers >= 0:
+        return workers
+    return max(0, (os.cpu_count() or 1) // d.world - 1)
 
 
 def make_loader(ds: EpochDataset, batch_size: int, shuffle: bool, d: Dist, workers: int, seed: int,
                 collate=None) -> DataLoader:
-    """Loader whose order depends only on (seed, epoch) (``DistributedSampler`` also for one process)."""
-    sampler = DistributedSampler(ds, num_replicas=d.world, rank=d.rank, shuffle=shuffle, seed=seed,
-                                 drop_last=shuffle)
-    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
+    """Loader whose order depends only on (seed, epoch) (``DistributedSampler`` also for one process), with pinned
+    memory on CUDA (batches are copied ``non_blocking``). Workers are not persistent: PyTorch draws a seed from the
+    global generator each time a loader starts, and persistent workers skip that draw after the first epoch, which
+    would make the model's random stream (dropout) depend on the number of workers."""
+    sampler = EpochSampler(DistributedSampler(ds, num_replicas=d.world, rank=d.rank, shuffle=shuffle, seed=seed,
+                                              drop_last=shuffle))
+    n = loader_workers(workers, d)
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=n, collate_fn=collate,
                       drop_last=shuffle and len(ds) >= batch_size * d.world, pin_memory=d.device.type == "cuda")
 
 
@@ -309,7 +377,7 @@ def train_epoch(model, loader, optimizer, scheduler, ema, parts: TaskParts, cfg:
     tot_loss, tot_ok, n = 0.0, 0, 0
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not d.main or not loader)
     for step, (inputs, targets, idx) in enumerate(bar):
-        inputs, targets = obj.to(inputs, targets, d.device)
+        inputs, targets = device_inputs(obj, inputs, targets, d.device)
         key, update = [seed, epoch, step, d.rank], epoch * len(loader) + step
         teachers = rec.terms(update) if rec is not None else []
         outputs, loss = _forward_loss(model, obj, inputs, targets, key, teachers, scaler)
@@ -364,7 +432,7 @@ def predict(model: nn.Module, loader: DataLoader, parts: TaskParts, device: torc
     obj = parts.objective
     preds, rows, loss_sum = [], [], 0.0
     for inputs, targets, idx in loader:
-        inputs, targets = obj.to(inputs, targets, device)
+        inputs, targets = device_inputs(obj, inputs, targets, device)
         outputs = obj.forward(model, inputs)
         loss_sum += float(obj.loss(outputs, targets, inputs, reduction="sum"))
         preds += obj.predictions(outputs, inputs)
@@ -394,10 +462,12 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
     tr_idx, va_idx = _split(parts.index, cfg.fold, cfg.max_train_samples, cfg.seed)
     if parts.on_split is not None:
         tr_idx = parts.on_split(tr_idx)
-    ds_train = EpochDataset(parts.sample, tr_idx, parts.features, cfg.seed, augment=True)
-    ds_val = EpochDataset(parts.sample, va_idx, parts.features, cfg.seed, augment=False)
+    ds_train = EpochDataset(parts.sample, tr_idx, cfg.seed, augment=True)
+    ds_val = EpochDataset(parts.sample, va_idx, cfg.seed, augment=False)
+    in_loader = features_in_loader(cfg, d.device)
+    parts.features.to(torch.device("cpu") if in_loader else d.device)
     o = cfg.optim
-    collate = parts.objective.collate
+    collate = BatchCollate(parts.objective, in_loader)
     train_loader = make_loader(ds_train, o.batch_size, True, d, cfg.workers, cfg.seed, collate)
     val_loader = make_loader(ds_val, o.batch_size, False, Dist(0, 1, d.device), cfg.workers, cfg.seed, collate)
     model = parts.model.to(d.device)
@@ -417,13 +487,13 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
     elif d.main:
         start_run_folder(run, cfg, parts.data, copied)
     student = CoTrainedStudent(cfg, run, parts, d, total_steps, resume is not None) if cfg.recipe.student else None
-    net = nn.parallel.DistributedDataParallel(model) if d.world > 1 else model
+    net = nn.parallel.DistributedDataParallel(
+        model, find_unused_parameters=getattr(model, "ddp_find_unused_parameters", False)) if d.world > 1 else model
     if d.main:
         print(f"run {run}: {len(tr_idx)} train / {len(va_idx)} val samples, {o.epochs} epochs, "
               f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, device {d.device}")
     for epoch in range(state["epoch"], o.epochs):
         t0 = time.time()
-        ds_train.epoch = epoch
         train_loader.sampler.set_epoch(epoch)
         row = {"epoch": epoch + 1, **train_epoch(net, train_loader, optimizer, scheduler, ema, parts, o, d, scaler,
                                                  epoch, cfg.seed, rec, student)}
@@ -503,7 +573,8 @@ class CoTrainedStudent:
         self.cfg, self.kd_weight = student_config(cfg, run), cfg.recipe.student_kd_weight
         self.run = Path(self.cfg.run_name)
         self.model = build_modules(self.cfg, np.array(parts.data["subset"]))[1].to(d.device)
-        self.net = nn.parallel.DistributedDataParallel(self.model) if d.world > 1 else self.model
+        self.net = nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=getattr(
+            self.model, "ddp_find_unused_parameters", False)) if d.world > 1 else self.model
         o = self.cfg.optim
         self.optimizer = build_optimizer(self.model, o)
         self.scheduler = build_scheduler(self.optimizer, o, total_steps)

@@ -31,9 +31,9 @@ class Objective(Protocol):
     score_key: str                  # the validation metric that picks the best epoch (higher is better)
     train_stat: str | None          # the training-progress statistic it reports (e.g. train_acc), if any
 
-    def collate(self, batch: list) -> tuple[Any, Any, torch.Tensor]: ...
+    def collate(self, batch: list) -> tuple[Any, Any, torch.Tensor]: ...      # raw samples -> padded landmarks
 
-    def to(self, inputs: Any, targets: Any, device: torch.device) -> tuple[Any, Any]: ...
+    def featurize(self, raw: Any) -> Any: ...        # collated landmarks -> model inputs (whole batch, same device)
 
     def train_step(self, model: nn.Module, inputs: Any, targets: Any, rng: np.random.Generator,
                    teachers: Sequence[Any] = ()) -> tuple[Any, torch.Tensor]: ...

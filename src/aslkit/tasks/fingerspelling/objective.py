@@ -21,6 +21,7 @@ from aslkit.tasks.fingerspelling.ctc_ops import ctc_loss, greedy_decode
 from aslkit.tasks.fingerspelling.evaluate import fallback_phrase, fs_score
 from aslkit.tasks.fingerspelling.families import FAMILIES
 from aslkit.tasks.fingerspelling.frames import hand_frames, select_frames
+from aslkit.tensor_ops import batch_features, pad_landmarks
 
 
 class CTCObjective:
@@ -33,20 +34,26 @@ class CTCObjective:
     score_key = "val_score"
     train_stat = None
 
-    def __init__(self, fallback: str = "", min_hand_frames: int = 0, ousm_k: int = 0):
+    def __init__(self, fallback: str = "", min_hand_frames: int = 0, ousm_k: int = 0,
+                 features: nn.Module | None = None):
         self.fallback, self.min_hand_frames, self.ousm_k = fallback, min_hand_frames, ousm_k
+        self.features = features          # the family's feature module, run on whole batches by ``to``
 
     def collate(self, batch: list) -> tuple[tuple, tuple, torch.Tensor]:
-        feats, targets, idx = zip(*batch)
-        lengths = torch.as_tensor([len(f) for f in feats])
-        x = nn.utils.rnn.pad_sequence(list(feats), batch_first=True)
-        mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
+        """Raw samples -> (NaN-padded landmarks, lengths, hand frames), (character ids, their lengths), rows."""
+        seqs, targets, idx = zip(*batch)
+        x, lengths = pad_landmarks(seqs)
         ids = [torch.as_tensor(t[0], dtype=torch.long) for t in targets]
         hands = torch.as_tensor([t[1] for t in targets])
-        return (x, mask, hands), (torch.cat(ids), torch.as_tensor([len(i) for i in ids])), torch.as_tensor(idx)
+        return (x, lengths, hands), (torch.cat(ids), torch.as_tensor([len(i) for i in ids])), torch.as_tensor(idx)
 
-    def to(self, inputs: tuple, targets: tuple, device: torch.device):
-        return tuple(t.to(device) for t in inputs), tuple(t.to(device) for t in targets)
+    def featurize(self, raw: tuple) -> tuple:
+        """The model's inputs of a collated batch, on the device it lies on: per-frame features ``[B, T, F]`` (zero
+        after each length), the frame mask ``[B, T]`` and the hand frames."""
+        x, lengths, hands = raw
+        feats = batch_features(self.features, x, lengths)
+        mask = torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]
+        return feats, mask, hands
 
     def train_step(self, model: nn.Module, inputs: tuple, targets: tuple, rng: np.random.Generator,
                    teachers: Sequence[TeacherTerm] = ()) -> tuple[tuple, torch.Tensor]:
@@ -149,7 +156,7 @@ def build_task(cfg: TrainConfig, prepared: Any) -> TaskParts:
     acfg = make_config(FSAugmentConfig, overrides=cfg.augment)
     transform = FAMILIES.build_augment(cfg, prepared.subset)
     sampler = FSSampler(prepared, index, transform, acfg.cutmix_p, features.cfg.max_frames)
-    objective = CTCObjective(min_hand_frames=cfg.min_hand_frames, ousm_k=cfg.recipe.ousm_k)
+    objective = CTCObjective(min_hand_frames=cfg.min_hand_frames, ousm_k=cfg.recipe.ousm_k, features=features)
     is_supp = (index["source"] == "supplemental").to_numpy()
     data = data_record(prepared)
 

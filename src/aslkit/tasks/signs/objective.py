@@ -15,7 +15,7 @@ from aslkit.recipes import TeacherTerm, consistency_per_sample, kd_per_sample, o
 from aslkit.runs import TrainConfig, data_record, save_array_atomic, write_csv_atomic
 from aslkit.tasks.base import TaskParts
 from aslkit.tasks.signs.families import FAMILIES
-from aslkit.tensor_ops import MixPlan
+from aslkit.tensor_ops import MixPlan, batch_features, pad_landmarks
 
 
 class ClassificationObjective:
@@ -26,7 +26,8 @@ class ClassificationObjective:
     train_stat = "train_acc"
 
     def __init__(self, label_smoothing: float = 0.0, loss_cfg: Any = None, class_weights: np.ndarray | None = None,
-                 ousm_k: int = 0):
+                 ousm_k: int = 0, features: nn.Module | None = None):
+        self.features = features          # the family's feature module, run on whole batches by ``to``
         self.label_smoothing = label_smoothing
         self.loss_cfg = loss_cfg
         self.class_weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
@@ -71,12 +72,14 @@ class ClassificationObjective:
                                           label_smoothing=self.label_smoothing, reduction="none")
         return per, (torch.ones_like(per) if weight is None else weight[targets])
 
-    def collate(self, batch: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        feats, labels, idx = zip(*batch)
-        return torch.stack(feats), torch.as_tensor(labels), torch.as_tensor(idx)
+    def collate(self, batch: list) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Raw samples -> (NaN-padded landmarks, lengths), labels, sample rows."""
+        seqs, labels, idx = zip(*batch)
+        return pad_landmarks(seqs), torch.as_tensor(labels), torch.as_tensor(idx)
 
-    def to(self, inputs: torch.Tensor, targets: torch.Tensor, device: torch.device):
-        return inputs.to(device), targets.to(device)
+    def featurize(self, raw: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The model's inputs of a collated batch, on the device it lies on: the features of every sequence."""
+        return batch_features(self.features, *raw)
 
     def forward(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         return model(inputs)
@@ -179,5 +182,5 @@ def build_task(cfg: TrainConfig, prepared: Any) -> TaskParts:
     sampler = SignsSampler(prepared, index["label"].to_numpy(), FAMILIES.build_augment(cfg, prepared.subset))
     weights = class_weights_from_run(cfg.loss.class_weights_from, cfg.loss.class_weight_power) \
         if cfg.loss.class_weights_from else None
-    objective = ClassificationObjective(cfg.optim.label_smoothing, cfg.loss, weights, cfg.recipe.ousm_k)
+    objective = ClassificationObjective(cfg.optim.label_smoothing, cfg.loss, weights, cfg.recipe.ousm_k, features)
     return TaskParts(prepared, index, features, model, objective, sampler, data_record(prepared), sampler.fit)

@@ -80,8 +80,9 @@ class FSFeatures(nn.Module):
         w = (mv[:, :n_hand].sum() > v[:, :n_hand].sum()).to(pts.dtype)       # 1: the left hand is the dominant one
         return w * mpts + (1 - w) * pts, w * mv + (1 - w) * v
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` ``[T, P, 3]`` -> ``[T, F]``."""
+    def forward(self, x: torch.Tensor, n_frames: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``[T, P, 3]`` -> ``[T, F]``. A NaN-padded sequence (``tensor_ops.batch_features``) needs no
+        ``n_frames``: its all-NaN padding frames leave every statistic unchanged and give zero rows."""
         if x.dim() != 3 or x.shape[1] != len(self.landmarks) or x.shape[2] != 3:
             raise ValueError(f"expected landmarks [T, {len(self.landmarks)}, 3], got {list(x.shape)}")
         pts, v = self.dominant_side(x.float())

@@ -95,6 +95,14 @@ class CTCEncoder(nn.Module):
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
         self.distill_head = nn.Linear(cfg.dim, cfg.num_classes) if cfg.distill_head else None
 
+    @property
+    def ddp_find_unused_parameters(self) -> bool:
+        """Whether DDP must look for parameters without a gradient in each step (``find_unused_parameters``, read
+        by the training loop): a block LayerDrop skips takes no part in the graph, and the distillation head only
+        takes part with a ``kd`` teacher. The ranks may then skip different blocks: each rank's unused parameters
+        add zero to the gradient average, and parameters no rank used keep no gradient (as in one process)."""
+        return self.cfg.layerdrop > 0 or self.distill_head is not None
+
     def output_mask(self, mask: torch.Tensor) -> torch.Tensor:
         """Valid output frames ``[B, ceil(T / stride)]`` of an input frame mask ``[B, T]``."""
         return mask[:, ::self.cfg.stride]

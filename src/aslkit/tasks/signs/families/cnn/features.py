@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
-from aslkit.tensor_ops import check_landmarks
+from aslkit.tensor_ops import check_landmarks, frame_count
 
 MIN_STD = 1e-3   # lower bound of the normalisation std (coordinates are in [0, 1] image units)
 MAX_TIME_LEN = 1024  # (i + 0.5) is exact in float16 up to here (the float16 TFLite build stores constants in fp16)
@@ -54,17 +54,17 @@ def image_points(name: str) -> np.ndarray:
     return np.concatenate([C.LANDMARK_SETS[p] for p in parts]).astype(np.int64)
 
 
-def nearest_indices(frames: torch.Tensor, length: int) -> torch.Tensor:
+def nearest_indices(frames: torch.Tensor, length: int, n_frames: torch.Tensor | None = None) -> torch.Tensor:
     """Source frame ``floor((i + 0.5) * T / length)`` ``[length]`` of each output row ``i`` for a nearest resize of
-    the leading axis of ``frames`` (``T`` taken from a tensor, so it stays dynamic in an exported graph).
+    the leading axis of ``frames`` (``T`` taken from a tensor, so it stays dynamic in an exported graph; the real
+    length ``n_frames`` of a padded sequence).
 
     Computed as ``floor((2i + 1) T / 2L)`` with a true float32 division, which is exact here (a non-integer quotient
     is at least ``1 / 2L`` below the next integer). The divisor ``2L + min(T, 0)`` is computed at run time on purpose:
     a division by a constant becomes a product with its reciprocal in the converted graph, and a float16 TFLite
     build stores that in float16 (1/320 -> 0.003124), which moved rows to other frames (L = 160, T = 1000).
     """
-    first = frames[(slice(None),) + (0,) * (frames.dim() - 1)]                 # [T]
-    n = torch.ones_like(first).sum()                                            # T as a float tensor (traced)
+    n = frame_count(frames, n_frames)
     den = torch.minimum(n, torch.zeros_like(n)) + 2 * length                    # 2L, not foldable (T >= 1)
     odd = torch.arange(1, 2 * length, 2, dtype=frames.dtype, device=frames.device)   # exact in float16
     return torch.minimum((odd * n / den).floor(), n - 1).long()
@@ -102,10 +102,10 @@ class LandmarkImage(nn.Module):
         """``(L, P, 3)``: the shape of one image."""
         return self.cfg.time_len, len(self.points), 3
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` ``[T, S, 3]`` -> image ``[L, P, 3]``."""
+    def forward(self, x: torch.Tensor, n_frames: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``[T, S, 3]`` -> image ``[L, P, 3]`` (of the first ``n_frames`` frames when ``x`` is NaN-padded)."""
         if not torch.onnx.is_in_onnx_export():
             check_landmarks(x, self.num_points)
         pts = x.float().index_select(1, self.keep)                                 # [T, P, 3]
-        rows = pts.index_select(0, nearest_indices(pts, self.cfg.time_len))       # [L, P, 3], static from here
+        rows = pts.index_select(0, nearest_indices(pts, self.cfg.time_len, n_frames))   # [L, P, 3], static
         return normalise(rows, pts)                     # statistics of the whole sequence

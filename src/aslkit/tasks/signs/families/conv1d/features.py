@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
-from aslkit.tensor_ops import check_landmarks, floor_div
+from aslkit.tensor_ops import check_landmarks, floor_div, real_frames
 
 MIN_SCALE = 1e-3          # lower bound of the normalisation scale (image units)
 CENTRE_FALLBACK = 0.5     # centre in x and y when the lower-lip point is never seen
@@ -113,11 +113,14 @@ class Conv1DFeatures(nn.Module):
         scale = torch.sqrt((dev * dev).sum(dim=(0, 1, 2), keepdim=True) / count)
         return centre, scale.clamp(min=MIN_SCALE)
 
-    def frame_sources(self, frame_valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def frame_sources(self, frame_valid: torch.Tensor, real: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """For the rows and their lag-1 and lag-2 predecessors (``[3 * max_len]``: rows, then lag 1, then lag 2): the
-        source frame, whether that predecessor exists (0 at the start), and the row mask ``[max_len, 1]``."""
+        source frame, whether that predecessor exists (0 at the start), and the row mask ``[max_len, 1]``; ``real``
+        ``[T]`` marks the frames of a padded sequence (``tensor_ops.real_frames``)."""
         any_valid = frame_valid.amax(0, keepdim=True)
         fv = frame_valid + (1.0 - any_valid)                       # no frame with a point: keep them all
+        fv = fv if real is None else fv * real
         n = fv.sum(0, keepdim=True)                                # kept frames, [1]
         cum = torch.cumsum(fv, 0)                                  # kept frames up to and including t
         m = torch.maximum(n, torch.full_like(n, float(self.length)))
@@ -129,15 +132,16 @@ class Conv1DFeatures(nn.Module):
         mask = (self.rows < n).to(fv.dtype).unsqueeze(1)
         return src.long(), exists, mask
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` ``[T, S, 3]`` -> ``[max_len, 709]`` (features, then the frame mask)."""
+    def forward(self, x: torch.Tensor, n_frames: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``[T, S, 3]`` -> ``[max_len, 709]`` (features, then the frame mask; of the first ``n_frames`` frames
+        when ``x`` is NaN-padded)."""
         if not torch.onnx.is_in_onnx_export():
             check_landmarks(x, self.num_points)
         length = self.length
         p, v = self.points(x.float())
         centre, scale = self.centre_and_scale(p, v)
         p = (p - centre) / scale * v
-        src, exists, mask = self.frame_sources(v.amax(dim=(1, 2)))
+        src, exists, mask = self.frame_sources(v.amax(dim=(1, 2)), real_frames(x, n_frames))
         width = N_POINTS * 2
         g = p.reshape(-1, width).index_select(0, src).reshape(N_GROUPS, length, width)
         gv = (v * torch.ones_like(p)).reshape(-1, width).index_select(0, src) * exists.unsqueeze(1)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
-from aslkit.tensor_ops import check_landmarks, nan_to_zero
+from aslkit.tensor_ops import check_landmarks, nan_to_zero, real_frames
 
 # Points of one frame, in output order: (part, number of points).
 POINT_PARTS: tuple[tuple[str, int], ...] = (("left_hand", 21), ("right_hand", 21), ("lips", 21), ("face", 25),
@@ -120,12 +120,14 @@ class FramesFeatures(nn.Module):
         pts = torch.cat([raw, torch.stack(means, 1), arms], dim=1)
         return pts, torch.cat([v_raw, torch.cat(valid, 1), v_arms], dim=1)
 
-    def frame_sources(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def frame_sources(self, v: torch.Tensor, real: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Source frame ``[L]`` (long; 0 on padding rows) and frame mask ``[L]`` of the taken frames, given the point
-        validity ``[T, P]``: frames with a hand (all frames when none has one), every ``n // L + 1``-th of them."""
+        validity ``[T, P]``: frames with a hand (all frames when none has one), every ``n // L + 1``-th of them;
+        ``real`` ``[T]`` marks the frames of a padded sequence (``tensor_ops.real_frames``)."""
         hands = part_slices()["right_hand"].stop                                      # hands are the first points
         has_hand = (v[:, :hands].sum(1) > 0).to(v.dtype)                              # [T]
         keep = torch.maximum(has_hand, (has_hand.sum() < 0.5).to(v.dtype))
+        keep = keep if real is None else keep * real
         n = keep.sum()                                                                 # >= 1 when T >= 1
         stride = torch.floor((n + 0.5) / self.length) + 1.0                           # n // L + 1, exact in float
         target = self.steps * stride                                                   # [L] ranks to take
@@ -136,13 +138,14 @@ class FramesFeatures(nn.Module):
         src = (match * frame.unsqueeze(0)).sum(1)
         return src.to(torch.long), mask
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` ``[T, S, 3]`` -> features ``[L, 7 * P + 1]``."""
+    def forward(self, x: torch.Tensor, n_frames: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``[T, S, 3]`` -> features ``[L, 7 * P + 1]`` (of the first ``n_frames`` frames when ``x`` is
+        NaN-padded)."""
         if not torch.onnx.is_in_onnx_export():
             check_landmarks(x, self.num_points)
         x = x.float()
         pts, v = self.points(x)
-        src, mask = self.frame_sources(v)
+        src, mask = self.frame_sources(v, real_frames(x, n_frames))
         pts = pts.index_select(0, src)                                                 # [L, P, 3], static L
         v = v.index_select(0, src) * mask.unsqueeze(1)
         w = v.unsqueeze(-1)

@@ -191,23 +191,23 @@ class SignFeatures(nn.Module):
         w = (mv[:, N_LIPS:].sum() > v[:, N_LIPS:].sum()).to(pts.dtype)  # 1: the left hand has fewer NaNs
         return w * mpts + (1 - w) * pts, w * mv + (1 - w) * v
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` ``[T, S, 3]`` -> features ``[L, F]``."""
+    def forward(self, x: torch.Tensor, n_frames: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``[T, S, 3]`` -> features ``[L, F]`` (of the first ``n_frames`` frames when ``x`` is NaN-padded)."""
         if not torch.onnx.is_in_onnx_export():
             check_landmarks(x, self.num_points)
-        cfg, n_frames = self.cfg, self.length
+        cfg, length = self.cfg, self.length
         pts, v = self.select_points(x.float())
         centre, scale = centre_and_scale(pts, v)
-        raw, vr = masked_linear_resample(pts, v, n_frames)                       # static L from here on
+        raw, vr = masked_linear_resample(pts, v, length, n_frames)                 # static L from here on
         dims = 3 if cfg.use_z else 2
         pos = ((raw - centre) / scale * vr.unsqueeze(-1))[..., :dims]
         out = []
         if cfg.positions:
-            out.append(pos.reshape(n_frames, -1))
+            out.append(pos.reshape(length, -1))
         if cfg.motion:
             hist = (pos - pos.index_select(0, self.prev)) * (vr * vr.index_select(0, self.prev)).unsqueeze(-1)
             fut = (pos.index_select(0, self.next) - pos) * (vr * vr.index_select(0, self.next)).unsqueeze(-1)
-            out += [hist.reshape(n_frames, -1), fut.reshape(n_frames, -1)]
+            out += [hist.reshape(length, -1), fut.reshape(length, -1)]
         if cfg.hand_distances:
             out.append(pair_distances(raw[..., :2], vr, self.hand_i, self.hand_j))
         if cfg.finger_angles:
