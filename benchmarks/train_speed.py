@@ -18,6 +18,7 @@ from aslkit.train import (
     BatchCollate,
     Dist,
     EpochDataset,
+    MixedPrecision,
     build_optimizer,
     build_scheduler,
     features_in_loader,
@@ -36,16 +37,22 @@ def _timed(fn, n: int) -> tuple[object, float]:
     return out, n / (time.perf_counter() - t0)
 
 
-def _model_steps(parts, model, opt, ready: list, seed: int) -> int:
-    """One training step (the objective's ``train_step``: mixup and all) per ready batch; samples seen."""
+def _model_steps(parts, model, opt, scaler: MixedPrecision, ready: list, seed: int) -> int:
+    """One training step (the objective's ``train_step``: mixup and all, mixed precision on CUDA) per ready batch;
+    samples seen."""
     seen = 0
     for k, (inputs, targets) in enumerate(ready):
-        _, loss = parts.objective.train_step(model, inputs, targets, np.random.default_rng([seed, k]))
+        with scaler.autocast(next(model.parameters()).device.type):
+            _, loss = parts.objective.train_step(model, inputs, targets, np.random.default_rng([seed, k]))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         seen += len(targets) if torch.is_tensor(targets) else len(targets[1])
+    if next(model.parameters()).is_cuda:
+        torch.cuda.synchronize()
     return seen
 
 
@@ -80,13 +87,14 @@ def main() -> None:
         _, single_sps = _timed(lambda: [features(x.to(device)) for x, _, _ in items], n)
     model = parts.model.to(device).train()
     opt = build_optimizer(model, cfg.optim)
-    seen, model_sps = _timed(lambda: _model_steps(parts, model, opt, ready, cfg.seed), len(ready) * bs)
+    scaler = MixedPrecision(cfg.optim.amp, device)
+    _model_steps(parts, model, opt, scaler, ready[:1], cfg.seed)                      # warm-up
+    seen, model_sps = _timed(lambda: _model_steps(parts, model, opt, scaler, ready, cfg.seed), len(ready) * bs)
     d = Dist(device=device)
     in_loader = features_in_loader(cfg, device)
     features.to(torch.device("cpu") if in_loader else device)
     loader = make_loader(ds, bs, True, d, cfg.workers, cfg.seed, BatchCollate(obj, in_loader))
     scheduler = build_scheduler(opt, cfg.optim, len(loader))
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.optim.amp and device.type == "cuda")
     _, e2e_sps = _timed(lambda: train_epoch(model, loader, opt, scheduler, None, parts, cfg.optim, d, scaler, 0,
                                             cfg.seed), len(loader) * bs)
     print(f"{args.task} ({cfg.model_name or 'default family'}), preset {args.preset}: batch {bs}, "

@@ -401,9 +401,23 @@ def train_epoch(model, loader, optimizer, scheduler, ema, parts: TaskParts, cfg:
     return row
 
 
-def _forward_loss(model, obj, inputs, targets, key: list[int], teachers: list[TeacherTerm], scaler):
+class MixedPrecision(torch.amp.GradScaler):
+    """A run's mixed precision (``optim.amp``, CUDA only): bf16 autocast where the GPU supports it (no loss scaling
+    needed), else fp16 autocast with this gradient scaler; off on the CPU."""
+
+    def __init__(self, amp: bool, device: torch.device):
+        self.autocast_on = amp and device.type == "cuda"
+        bf16 = self.autocast_on and torch.cuda.is_bf16_supported()
+        self.autocast_dtype = torch.bfloat16 if bf16 else torch.float16
+        super().__init__(device.type, enabled=self.autocast_on and not bf16)
+
+    def autocast(self, device_type: str) -> torch.autocast:
+        return torch.autocast(device_type, dtype=self.autocast_dtype, enabled=self.autocast_on)
+
+
+def _forward_loss(model, obj, inputs, targets, key: list[int], teachers: list[TeacherTerm], scaler: MixedPrecision):
     """The objective's training step with the batch's own random draws (the same for every call with ``key``)."""
-    with torch.autocast(next(model.parameters()).device.type, enabled=scaler.is_enabled()):
+    with scaler.autocast(next(model.parameters()).device.type):
         return obj.train_step(model, inputs, targets, np.random.default_rng(key), teachers)
 
 
@@ -476,7 +490,7 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
     total_steps = o.epochs * len(train_loader)
     scheduler = build_scheduler(optimizer, o, total_steps)
     ema = build_ema(model, o.ema_decay, true_average=cfg.recipe.mean_teacher or bool(cfg.recipe.student))
-    scaler = torch.amp.GradScaler(d.device.type, enabled=o.amp and d.device.type == "cuda")
+    scaler = MixedPrecision(o.amp, d.device)
     teacher = load_teacher(cfg.recipe.teacher, cfg) if cfg.recipe.teacher else None
     rec = RecipeRun(cfg, model, ema, total_steps, d.device, teacher)
     state = {"epoch": 0, "best": -math.inf, "history": []}
@@ -578,7 +592,7 @@ class CoTrainedStudent:
         o = self.cfg.optim
         self.optimizer = build_optimizer(self.model, o)
         self.scheduler = build_scheduler(self.optimizer, o, total_steps)
-        self.scaler = torch.amp.GradScaler(d.device.type, enabled=o.amp and d.device.type == "cuda")
+        self.scaler = MixedPrecision(o.amp, d.device)
         self.state, self.loss_sum, self.n = {"epoch": 0, "best": -math.inf, "history": []}, 0.0, 0
         last = checkpoint_path(self.run, "last")
         if resume and last.is_file():
