@@ -134,11 +134,11 @@ def test_awp_moves_weights_along_the_gradient_within_bounds_and_restores_them():
 
 def test_awp_step_uses_the_gradient_at_the_perturbed_weights():
     from aslkit.recipes import RecipeRun
-    from aslkit.train import _awp_backward
+    from aslkit.train import MixedPrecision, _awp_backward
     torch.manual_seed(4)
     model, x, y = nn.Linear(6, 5), torch.randn(8, 6), torch.randint(0, 5, (8,))
     obj, opt = ClassificationObjective(), torch.optim.SGD(model.parameters(), lr=0.1)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    scaler = MixedPrecision(amp=True, device=torch.device("cpu"))            # off on the CPU
     cfg = make_train_config("ci", {"recipe.awp_lr": 0.5, "recipe.awp_eps": 0.05, "recipe.awp_start": 0.5})
     rec = RecipeRun(cfg, model, None, 10, torch.device("cpu"))
     assert not rec.awp_on(0) and rec.awp_on(cfg.optim.epochs - 1)
