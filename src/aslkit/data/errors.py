@@ -31,7 +31,8 @@ def require_file(path: str | Path, what: str = "file") -> Path:
 
 def require_columns(path: str | Path, present, required) -> None:
     """Raise DataError naming the file and every required column that is absent."""
-    missing = [c for c in required if c not in set(present)]
+    present = set(present)
+    missing = [c for c in required if c not in present]
     if missing:
         shown = ", ".join(missing[:8]) + (f" … ({len(missing)} in all)" if len(missing) > 8 else "")
         raise DataError(path, f"missing columns: {shown}")

@@ -7,6 +7,7 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aslkit.constants import CHAR_TO_INDEX, CHARACTERS, ROWS_PER_FRAME
@@ -18,6 +19,7 @@ from aslkit.data.errors import (
     require_columns,
     require_file,
 )
+from aslkit.data.islr import check_columns, open_parquet, pandas_metadata, plain_floats
 
 META_COLUMNS = ["path", "file_id", "sequence_id", "participant_id", "phrase"]
 CHAR_MAP = "character_to_prediction_index.json"
@@ -120,7 +122,8 @@ def read_fs_sequences(pq_path: str | Path, selected_columns: list[str], sequence
         names = pq.read_schema(path).names
     except Exception as e:
         raise DataError(path, f"unreadable parquet ({type(e).__name__}: {e})") from e
-    require_columns(path, names, list(selected_columns) + ["sequence_id"])
+    if not set(selected_columns) | {"sequence_id"} <= set(names):
+        require_columns(path, names, list(selected_columns) + ["sequence_id"])
     df = pd.read_parquet(path, columns=list(selected_columns))
     if df.index.name != "sequence_id":
         raise DataError(path, f"index must be 'sequence_id', got {df.index.name!r}")
@@ -130,6 +133,82 @@ def read_fs_sequences(pq_path: str | Path, selected_columns: list[str], sequence
         wanted = [int(s) for s in sequence_ids]
         problems = {s: problems.get(s, EMPTY_SEQUENCE) for s in wanted if s not in seqs}
     return seqs, problems
+
+
+ROW_BLOCK = 2048
+
+
+def read_fs_landmarks(pq_path: str | Path, selected_columns: list[str], sequence_ids: Iterable[int] | None = None
+                      ) -> tuple[dict[int, np.ndarray], dict[int, str]]:
+    """``read_fs_sequences`` for wide columns in block order (all x, then all y, then all z of the same landmarks,
+    as ``constants.fs_columns`` names them), each sequence already landmark-major: ``{sequence_id:
+    blocks_to_landmarks(array, n_landmarks)}`` and the same problems, bit for bit (the parity tests check it).
+
+    Read fast for the cache build: one open (schema, index and row count from the footer), the columns projected,
+    decoded by pyarrow straight into one float32 ``[rows, n_landmarks, 3]`` array, the sequences as slices of it, no
+    pandas. A file that is not the plain layout (index other than an integer ``sequence_id`` without nulls, columns
+    that are not all float32 or all float64, text values) goes through ``read_fs_sequences`` itself, so it gets
+    exactly its arrays, the same per-sequence problems (skip_bad) or the same DataError.
+    """
+    columns = list(selected_columns)
+    if len(columns) % 3:
+        raise ValueError(f"expected block-order columns (3 * n_landmarks), got {len(columns)}")
+    n = len(columns) // 3
+    path = require_file(pq_path, "landmark parquet")
+    pf = open_parquet(path)
+    schema = pf.schema_arrow
+    check_columns(path, schema, columns + ["sequence_id"])
+    meta = pandas_metadata(schema)
+    if not (plain_floats(schema, columns, meta) and _plain_id_index(schema, meta)):
+        return _landmarks_as_graded(path, columns, sequence_ids)
+    table = pf.read(columns=columns + ["sequence_id"], use_threads=True)
+    if table.column(n * 3).null_count:
+        return _landmarks_as_graded(path, columns, sequence_ids)
+    ids = table.column(n * 3).to_numpy()
+    values = [column.to_numpy() for column in table.columns[:-1]]   # nulls become NaN (a copy), else zero-copy
+    del table
+    frames = np.empty((len(ids), n, 3), np.float32)
+    for a in range(0, len(frames), ROW_BLOCK):                 # row blocks: the strided writes stay in cache
+        block = frames[a:a + ROW_BLOCK]
+        for j, v in enumerate(values):
+            block[:, j % n, j // n] = v[a:a + ROW_BLOCK]
+    seqs = _slice_by_id(ids, frames)
+    problems: dict[int, str] = {}
+    if sequence_ids is not None:
+        problems = {s: EMPTY_SEQUENCE for s in (int(s) for s in sequence_ids) if s not in seqs}
+    return seqs, problems
+
+
+def _landmarks_as_graded(path: Path, columns: list[str], sequence_ids: Iterable[int] | None
+                         ) -> tuple[dict[int, np.ndarray], dict[int, str]]:
+    """``read_fs_landmarks``' fallback: ``read_fs_sequences`` (the grader's pandas read), made landmark-major."""
+    seqs, problems = read_fs_sequences(path, columns, sequence_ids)
+    return {sid: blocks_to_landmarks(a, len(columns) // 3) for sid, a in seqs.items()}, problems
+
+
+def _plain_id_index(schema: pa.Schema, meta: dict | None) -> bool:
+    """True when pandas would read the file's index (its pandas metadata ``meta``) as exactly its one integer
+    column ``sequence_id``, of the same integer type."""
+    i = schema.get_field_index("sequence_id")
+    if meta is None or meta.get("index_columns") != ["sequence_id"] or i < 0:
+        return False
+    field = schema.field(i)
+    entry = [c for c in meta.get("columns", []) if c.get("field_name") == "sequence_id"]
+    return (pa.types.is_integer(field.type) and len(entry) == 1 and entry[0].get("name") == "sequence_id"
+            and entry[0].get("numpy_type") == str(field.type))
+
+
+def _slice_by_id(ids: np.ndarray, frames: np.ndarray) -> dict[int, np.ndarray]:
+    """``_split_by_id(ids, frames)``: the rows of each id, in file order; views of ``frames`` when every id's rows
+    are contiguous (the Kaggle layout), else gathered."""
+    if len(ids) == 0:
+        return {}
+    starts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    run_ids = ids[np.concatenate([[0], starts])]
+    if len(np.unique(run_ids)) != len(run_ids):
+        return _split_by_id(ids, frames)
+    bounds = [0, *starts.tolist(), len(ids)]
+    return {int(s): frames[a:b] for s, a, b in zip(run_ids.tolist(), bounds[:-1], bounds[1:])}
 
 
 def _float_rows(path: Path, df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, dict[int, str]]:

@@ -2,9 +2,10 @@
 
 Same layout, reader and guarantees as the asl-signs cache (``aslkit.data.cache``, ``aslkit.data.sync``): a second run
 writes nothing, a changed file rebuilds only its shard, an interrupted run continues. Here one landmark parquet file
-is one unit of work and one shard (``shards/<source>-<file_id>.npy``), read with ``read_fs_sequences`` for the
-selected columns only (default ``constants.FS_130_COLUMNS``: the 130 landmarks of the FS 1st place, all x then all y
-then all z) and stored landmark-major as float32 ``[n_frames, 130, 3]`` (NaNs kept). A shard's manifest records its
+is one unit of work and one shard (``shards/<source>-<file_id>.npy``), read with ``read_fs_landmarks`` (one pyarrow
+open, projected columns; bit-identical to the grader's pandas read, ``read_fs_sequences``) for the selected columns
+only (default ``constants.FS_130_COLUMNS``: the 130 landmarks of the FS 1st place, all x then all y then all z) and
+stored landmark-major as float32 ``[n_frames, 130, 3]`` (NaNs kept). A shard's manifest records its
 file's size and mtime_ns and its sequence ids (in metadata order), so editing the file or its metadata rows rebuilds
 it. A bad sequence (no frames in its file, a value that is not a number) stops the run with a DataError naming the
 file and the sequence ids; with ``skip_bad`` only that sequence is left out (a row path, sequence_id, error of
@@ -36,7 +37,7 @@ from aslkit.config import PRESETS, load_config
 from aslkit.data import cache
 from aslkit.data.errors import DataError, require_file
 from aslkit.data.folds import group_folds, random5_folds
-from aslkit.data.fs import bad_sequences_text, blocks_to_landmarks, encode_phrase, read_fs_sequences, read_metadata
+from aslkit.data.fs import bad_sequences_text, encode_phrase, read_fs_landmarks, read_metadata
 from aslkit.data.sync import (
     PrepareReport,
     ShardResult,
@@ -172,7 +173,7 @@ def read_fs_shard(job: FSShardJob) -> tuple[list[np.ndarray], list[list]]:
     problem of the whole file, and for a bad sequence unless ``job.skip_bad``."""
     path = Path(job.data_dir) / job.path
     try:
-        seqs, problems = read_fs_sequences(path, C.fs_columns(job.landmarks), job.sequence_ids)
+        seqs, problems = read_fs_landmarks(path, C.fs_columns(job.landmarks), job.sequence_ids)
     except DataError:
         raise
     except (OSError, ValueError, pa.ArrowException) as e:
@@ -180,8 +181,7 @@ def read_fs_shard(job: FSShardJob) -> tuple[list[np.ndarray], list[list]]:
     if problems and not job.skip_bad:
         raise DataError(path, bad_sequences_text(problems))
     n = len(job.landmarks)
-    arrays = [blocks_to_landmarks(seqs[s], n) if s in seqs else np.zeros((0, n, 3), np.float32)
-              for s in map(int, job.sequence_ids)]
+    arrays = [seqs[s] if s in seqs else np.zeros((0, n, 3), np.float32) for s in map(int, job.sequence_ids)]
     return arrays, [[job.path, sid, problem] for sid, problem in problems.items()]
 
 
