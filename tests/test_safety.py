@@ -182,6 +182,9 @@ def test_two_data_folders_of_the_same_name_do_not_share_a_cache(islr_synth, tmp_
     assert (cache.path / "index.parquet").read_bytes() == index and cache.config.data_dir == str(first)
     other = prepare(C.SLUG_SIGNS, "ci", {"data_dir": str(second), "out_dir": str(tmp_path / "cache_b")})
     assert other.config.data_dir == str(second)
+    (tmp_path / "link").symlink_to(second)                   # the same folder through a link is the same folder
+    again = prepare(C.SLUG_SIGNS, "ci", {"data_dir": str(tmp_path / "link"), "out_dir": str(tmp_path / "cache_b")})
+    assert again.path == other.path
     shutil.rmtree(first)                                    # the first data folder is gone (e.g. a moved checkout)
     taken = prepare(C.SLUG_SIGNS, "ci", {"data_dir": str(second)})
     assert taken.path == cache.path and taken.config.data_dir == str(second)

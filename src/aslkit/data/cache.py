@@ -177,7 +177,7 @@ def check_cache_owner(root: str | Path, data_dir: str | Path) -> None:
     data folders of the same name must not share, and silently replace, one cache); a cache whose data folder has
     gone (a moved checkout) is taken over with a printed note."""
     recorded = recorded_data_dir(root)
-    if not recorded or Path(recorded) == Path(data_dir):
+    if not recorded or Path(recorded).resolve() == Path(data_dir).resolve():      # the same folder, links resolved
         return
     if Path(recorded).is_dir():
         raise DataError(root, f"holds the cache of {recorded}, not of {data_dir}; give out_dir=<another folder> "
