@@ -27,6 +27,7 @@ from aslkit.train import (
     open_prepared,
     to_device,
     train_epoch,
+    training_threads,
 )
 
 
@@ -66,12 +67,16 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="loader workers (default: the preset's; -1: per core)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--features-on", default=None, help="auto | loader | device (default: the preset's)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (0: default; -1: cores beyond workers)")
     args = ap.parse_args()
     cfg = make_train_config(args.preset, {"task": args.task, "prepared_dir": args.prepared,
                                           **({"model_name": args.model_name} if args.model_name else {}),
                                           **({"workers": args.workers} if args.workers is not None else {}),
-                                          **({"features_on": args.features_on} if args.features_on else {})})
+                                          **({"features_on": args.features_on} if args.features_on else {}),
+                                          **({"threads": args.threads} if args.threads is not None else {})})
     device = torch.device(args.device)
+    if training_threads(cfg, Dist(device=device)) > 0:
+        torch.set_num_threads(training_threads(cfg, Dist(device=device)))
     parts = build_task(cfg, open_prepared(cfg))
     rows = np.arange(len(parts.index))
     rows = parts.on_split(rows) if parts.on_split is not None else rows

@@ -98,6 +98,20 @@ def test_batch_features_anywhere_and_loader_workers_train_the_same_weights(cache
     assert all(torch.equal(weights[0][k], w[k]) for w in weights[1:] for k in weights[0])
 
 
+def test_training_threads_leave_the_loader_workers_their_cores(monkeypatch):
+    from aslkit.train import Dist, torch_threads, training_threads
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    cpu = Dist()
+    assert training_threads(make_train_config("ci", {"threads": -1, "workers": 3}), cpu) == 5
+    assert training_threads(make_train_config("ci", {"threads": -1, "workers": -1}), cpu) == 1     # 7 workers
+    assert training_threads(make_train_config("ci", {"threads": -1, "workers": 1}), Dist(0, 2)) == 3
+    assert training_threads(make_train_config("ci", {"threads": 0}), cpu) == 0                     # torch's default
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
 def test_on_epoch_sees_each_row_and_can_stop_the_run_resumably(cache, tmp_path, monkeypatch):
     monkeypatch.setenv("ASLKIT_ROOT", str(tmp_path))
     cfg = make_train_config("ci", [*TINY, f"prepared_dir={cache}", "run_name=stopped"])

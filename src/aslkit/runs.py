@@ -108,6 +108,8 @@ class TrainConfig:
     fold: int = 0                    # validation fold; -1 trains on everything
     seed: int = 42
     workers: int = 0                 # DataLoader workers (0: in the main process; -1: one per core beyond it)
+    threads: int = 0                 # torch threads of the training process (0: torch's default; -1 on the CPU: the
+                                     # cores not taken by loader workers)
     features_on: str = "auto"        # where batch features are computed: loader (its workers, on the CPU), device
                                      # (the training device), auto (device on CUDA, else loader)
     device: str = "auto"             # auto | cpu | cuda

@@ -17,6 +17,7 @@ import math
 import os
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
@@ -468,6 +469,35 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, part
         run = run_dir_for(cfg)
     check_train_config(cfg)
     d = setup_distributed(cfg.device)
+    with torch_threads(training_threads(cfg, d)):
+        return _train(cfg, run, resume, parts, on_epoch, overwrite, d)
+
+
+def training_threads(cfg: TrainConfig, d: Dist) -> int:
+    """Torch threads of a training process: ``cfg.threads``; with -1 on the CPU, the cores of this rank not taken
+    by loader workers (two busy processes on two cores each wanting both, as torch's default does, run far slower
+    than one thread each); 0 keeps torch's default."""
+    if cfg.threads >= 0 or d.device.type == "cuda":
+        return cfg.threads
+    cores = max(1, (os.cpu_count() or 1) // d.world)
+    return max(1, cores - loader_workers(cfg.workers, d))
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads (0: unchanged), then restore the number before."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(cfg: TrainConfig, run: Path, resume: str | Path | None, parts: TaskParts | None,
+           on_epoch: Callable[[dict], None] | None, overwrite: bool, d: Dist) -> Path:
+    """The body of ``train`` (its threads set)."""
     if resume is None:
         _claim(run, overwrite, d)
     seed_everything(cfg.seed)
