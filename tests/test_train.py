@@ -100,7 +100,7 @@ def test_batch_features_anywhere_and_loader_workers_train_the_same_weights(cache
 
 def test_training_threads_leave_the_loader_workers_their_cores(monkeypatch):
     from aslkit.train import Dist, torch_threads, training_threads
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr("aslkit.train.cpu_count", lambda: 8)
     cpu = Dist()
     assert training_threads(make_train_config("ci", {"threads": -1, "workers": 3}), cpu) == 5
     assert training_threads(make_train_config("ci", {"threads": -1, "workers": -1}), cpu) == 1     # 7 workers

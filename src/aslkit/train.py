@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from aslkit.config import PROFILES, ConfigError, apply_overrides, load_config, make_config, parse_overrides
 from aslkit.data.cache import CONFIG as CACHE_CONFIG
 from aslkit.data.cache import expand_to_full
+from aslkit.data.sync import cpu_count
 from aslkit.plotting import plot_learning_curves
 from aslkit.recipes import RecipeRun, TeacherTerm, init_from_run, soup_epochs, student_config, uniform_soup
 from aslkit.runs import (
@@ -273,7 +274,7 @@ def loader_workers(workers: int, d: Dist) -> int:
     """DataLoader worker processes: ``workers``, or with -1 one per CPU core of this rank beyond the main process."""
     if workers >= 0:
         return workers
-    return max(0, (os.cpu_count() or 1) // d.world - 1)
+    return max(0, cpu_count() // d.world - 1)
 
 
 def make_loader(ds: EpochDataset, batch_size: int, shuffle: bool, d: Dist, workers: int, seed: int,
@@ -479,7 +480,7 @@ def training_threads(cfg: TrainConfig, d: Dist) -> int:
     than one thread each); 0 keeps torch's default."""
     if cfg.threads >= 0 or d.device.type == "cuda":
         return cfg.threads
-    cores = max(1, (os.cpu_count() or 1) // d.world)
+    cores = max(1, cpu_count() // d.world)
     return max(1, cores - loader_workers(cfg.workers, d))
 
 

@@ -19,7 +19,7 @@ from aslkit.data.errors import (
     require_columns,
     require_file,
 )
-from aslkit.data.islr import check_columns, open_parquet, pandas_metadata, plain_floats
+from aslkit.data.islr import open_parquet, pandas_metadata, plain_floats
 
 META_COLUMNS = ["path", "file_id", "sequence_id", "participant_id", "phrase"]
 CHAR_MAP = "character_to_prediction_index.json"
@@ -122,8 +122,7 @@ def read_fs_sequences(pq_path: str | Path, selected_columns: list[str], sequence
         names = pq.read_schema(path).names
     except Exception as e:
         raise DataError(path, f"unreadable parquet ({type(e).__name__}: {e})") from e
-    if not set(selected_columns) | {"sequence_id"} <= set(names):
-        require_columns(path, names, list(selected_columns) + ["sequence_id"])
+    require_columns(path, names, list(selected_columns) + ["sequence_id"])
     df = pd.read_parquet(path, columns=list(selected_columns))
     if df.index.name != "sequence_id":
         raise DataError(path, f"index must be 'sequence_id', got {df.index.name!r}")
@@ -157,7 +156,7 @@ def read_fs_landmarks(pq_path: str | Path, selected_columns: list[str], sequence
     path = require_file(pq_path, "landmark parquet")
     pf = open_parquet(path)
     schema = pf.schema_arrow
-    check_columns(path, schema, columns + ["sequence_id"])
+    require_columns(path, schema.names, columns + ["sequence_id"])
     meta = pandas_metadata(schema)
     if not (plain_floats(schema, columns, meta) and _plain_id_index(schema, meta)):
         return _landmarks_as_graded(path, columns, sequence_ids)

@@ -96,12 +96,6 @@ def open_parquet(path: Path) -> pq.ParquetFile:
         raise DataError(path, f"unreadable parquet ({type(e).__name__}: {e})") from e
 
 
-def check_columns(path: Path, schema: pa.Schema, required: list[str]) -> None:
-    """``require_columns`` on the file's column names (the same DataError), checked with one set first."""
-    if not set(required) <= set(schema.names):
-        require_columns(path, schema.names, required)
-
-
 def pandas_metadata(schema: pa.Schema) -> dict | None:
     """The file's pandas metadata (``{}`` when it has none; None when it cannot be parsed)."""
     try:
@@ -141,7 +135,7 @@ def read_landmarks(pq_path: str | Path, subset: np.ndarray | None = None) -> np.
     path = require_file(pq_path, "landmark parquet")
     pf = open_parquet(path)
     schema = pf.schema_arrow
-    check_columns(path, schema, XYZ)
+    require_columns(path, schema.names, XYZ)
     n_frames = frame_count(path, pf.metadata.num_rows)
     if not plain_floats(schema, XYZ, pandas_metadata(schema)):
         frames = load_relevant_data_subset(path)
