@@ -239,9 +239,16 @@ def fs_summary_meta(cfg: PrepareFSConfig, index: pd.DataFrame, errors: pd.DataFr
 
 
 def build_fs_cache(cfg: PrepareFSConfig, on_shard: Callable[[ShardResult], None] | None = None) -> PrepareReport:
-    """Prepare (or bring up to date) the fingerspelling cache of ``cfg`` and report what was done."""
+    """Prepare (or bring up to date) the fingerspelling cache of ``cfg`` holding its lock (``cache.cache_lock``) and
+    report what was done."""
     t0 = time.perf_counter()
     cfg = resolve_fs_config(cfg)
+    with cache.cache_lock(cfg.out_dir):
+        return sync_fs_cache(cfg, on_shard, t0)
+
+
+def sync_fs_cache(cfg: PrepareFSConfig, on_shard: Callable[[ShardResult], None] | None, t0: float) -> PrepareReport:
+    """``build_fs_cache`` of a resolved config, its cache's lock held."""
     out = Path(cfg.out_dir)
     (out / cache.SHARDS).mkdir(parents=True, exist_ok=True)
     table = load_fs_table(cfg.data_dir, cfg.include_supplemental)
@@ -258,11 +265,9 @@ def build_fs_cache(cfg: PrepareFSConfig, on_shard: Callable[[ShardResult], None]
 
 def prepare_fingerspelling(cfg: PrepareFSConfig,
                            on_shard: Callable[[ShardResult], None] | None = None) -> Path:
-    """Prepare the asl-fingerspelling cache of ``cfg`` (see module docstring) holding its lock
-    (``cache.cache_lock``), print a summary, return its folder."""
-    cfg = resolve_fs_config(cfg)
-    with cache.cache_lock(cfg.out_dir):
-        report = build_fs_cache(cfg, on_shard)
+    """Prepare the asl-fingerspelling cache of ``cfg`` (see module docstring, ``build_fs_cache``), print a summary,
+    return its folder."""
+    report = build_fs_cache(cfg, on_shard)
     print(report.summary(), flush=True)
     return report.path
 

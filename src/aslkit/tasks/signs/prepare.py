@@ -244,13 +244,20 @@ def write_outputs(cfg: PrepareConfig, index: pd.DataFrame, errors: pd.DataFrame,
 
 
 def build_cache(cfg: PrepareConfig, on_shard: Callable[[ShardResult], None] | None = None) -> PrepareReport:
-    """Prepare (or bring up to date) the cache of ``cfg`` and report what was done.
+    """Prepare (or bring up to date) the cache of ``cfg`` holding its lock (``cache.cache_lock``: one process
+    prepares, the others wait) and report what was done.
 
     ``on_shard`` is called in this process after each shard is written (progress hooks; tests use it to simulate
     an interruption).
     """
     t0 = time.perf_counter()
     cfg = resolve_config(cfg)
+    with cache.cache_lock(cfg.out_dir):
+        return sync_cache(cfg, on_shard, t0)
+
+
+def sync_cache(cfg: PrepareConfig, on_shard: Callable[[ShardResult], None] | None, t0: float) -> PrepareReport:
+    """``build_cache`` of a resolved config, its cache's lock held."""
     out = Path(cfg.out_dir)
     (out / cache.SHARDS).mkdir(parents=True, exist_ok=True)
     table = load_table(cfg.data_dir)
@@ -265,11 +272,9 @@ def build_cache(cfg: PrepareConfig, on_shard: Callable[[ShardResult], None] | No
 
 
 def prepare_signs(cfg: PrepareConfig, on_shard: Callable[[ShardResult], None] | None = None) -> Path:
-    """Prepare the asl-signs cache of ``cfg`` (see module docstring) holding its lock (``cache.cache_lock``: one
-    process prepares, the others wait), print a summary, return the cache folder."""
-    cfg = resolve_config(cfg)
-    with cache.cache_lock(cfg.out_dir):
-        report = build_cache(cfg, on_shard)
+    """Prepare the asl-signs cache of ``cfg`` (see module docstring, ``build_cache``), print a summary, return the
+    cache folder."""
+    report = build_cache(cfg, on_shard)
     print(report.summary(), flush=True)
     return report.path
 
