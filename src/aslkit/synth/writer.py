@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from aslkit import constants as C
 from aslkit.data.fs import landmarks_to_blocks
+from aslkit.data.sync import cpu_count
 from aslkit.synth.body import render, sample_signer
 from aslkit.synth.signs import lexicon, perform_sign
 from aslkit.synth.spelling import perform_phrase, random_phrase
@@ -231,7 +232,7 @@ def generate(task: str, out: str | Path, size: str = "quick", seed: int = 0, wor
     if _claim(out, settings, overwrite):
         print(f"synth: resuming the unfinished {task} dataset ({size}, seed {seed}) in {out}", flush=True)
     t0 = time.time()
-    tables = WRITERS[task](out, SIZES[size], seed, workers or os.cpu_count() or 1)
+    tables = WRITERS[task](out, SIZES[size], seed, workers or cpu_count())
     _finish(out, settings, tables, time.time() - t0)
     return out
 
