@@ -1,9 +1,12 @@
 """Prints training throughput (samples/s) of a preset for either competition, each stage measured on the same
-samples in one run: the loader's work (the augmentation of raw landmarks), the features of whole batches on the
-training device (``objective.to``) next to the same features computed one sample at a time (the old loader path),
-the model step alone on ready batches (forward + backward + optimiser), and end to end (``train.train_epoch`` over a
-loader of those samples). The last line is end to end / model step: the share of the model's speed that training
-keeps. On the prepared cache of the preset's synthetic data (or --prepared)."""
+samples in one run: the loader's work (the augmentation of raw landmarks), the features of whole batches
+(``objective.featurize``: groups of similar length, on the training device) next to the same features computed one
+sample at a time (the old loader path), the model step alone on ready batches (forward + backward + optimiser), and
+end to end (``train.train_epoch`` over a loader of those samples, with the preset's workers, threads and
+``features_on``). Every stage runs ``--rounds`` times, interleaved, and the median is printed (shared machines are
+noisy). The last lines are end to end / model step, the share of the model's speed that training keeps, and end to
+end / (features + model step), the training step of the design where the features are part of it. On the prepared
+cache of the preset's synthetic data (or --prepared)."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +25,7 @@ from aslkit.train import (
     build_optimizer,
     build_scheduler,
     features_in_loader,
+    loader_workers,
     make_loader,
     make_train_config,
     open_prepared,
@@ -57,14 +61,36 @@ def _model_steps(parts, model, opt, scaler: MixedPrecision, ready: list, seed: i
     return seen
 
 
+def _round(parts, cfg, ds, device: torch.device, model, opt, scaler) -> dict[str, float]:
+    """One measurement of every stage (samples/s)."""
+    bs, obj, n, rates = cfg.optim.batch_size, parts.objective, len(ds), {}
+    items, rates["augment"] = _timed(lambda: [ds[(i, 0)] for i in range(n)], n)
+    raw = [obj.collate(items[k:k + bs]) for k in range(0, n - bs + 1, bs)]
+    ready, rates["batch"] = _timed(lambda: [(obj.featurize(to_device(x, device)), to_device(t, device))
+                                            for x, t, _ in raw], len(raw) * bs)
+    features = parts.features.to(device)
+    with torch.no_grad():
+        _, rates["single"] = _timed(lambda: [features(x.to(device)) for x, _, _ in items], n)
+    _, rates["model"] = _timed(lambda: _model_steps(parts, model, opt, scaler, ready, cfg.seed), len(ready) * bs)
+    d = Dist(device=device)
+    in_loader = features_in_loader(cfg)
+    features.to(torch.device("cpu") if in_loader else device)
+    loader = make_loader(ds, bs, True, d, cfg.workers, cfg.seed, BatchCollate(obj, in_loader))
+    scheduler = build_scheduler(opt, cfg.optim, len(loader))
+    _, rates["e2e"] = _timed(lambda: train_epoch(model, loader, opt, scheduler, None, parts, cfg.optim, d, scaler, 0,
+                                                 cfg.seed), len(loader) * bs)
+    return rates
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--task", choices=C.SLUGS, default=C.SLUG_SIGNS)
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--prepared", default="", help="prepared cache folder (default: the preset's)")
-    ap.add_argument("--batches", type=int, default=20)
+    ap.add_argument("--batches", type=int, default=30, help="batches per round")
+    ap.add_argument("--rounds", type=int, default=3, help="measurements of every stage (the median is printed)")
     ap.add_argument("--model-name", default=None, help="family (default: the task's default)")
-    ap.add_argument("--workers", type=int, default=None, help="loader workers (default: the preset's; -1: per core)")
+    ap.add_argument("--workers", type=int, default=None, help="loader workers (default: the preset's; -1: by device)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--features-on", default=None, help="auto | loader | device (default: the preset's)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (0: default; -1: cores beyond workers)")
@@ -80,38 +106,30 @@ def main() -> None:
     parts = build_task(cfg, open_prepared(cfg))
     rows = np.arange(len(parts.index))
     rows = parts.on_split(rows) if parts.on_split is not None else rows
-    bs, obj = cfg.optim.batch_size, parts.objective
-    n = min(args.batches * bs, len(rows))
+    n = min(args.batches * cfg.optim.batch_size, len(rows))
     ds = EpochDataset(parts.sample, np.random.default_rng(cfg.seed).choice(rows, n, replace=False), cfg.seed, True)
-    features = parts.features.to(device)
-    items, augment_sps = _timed(lambda: [ds[(i, 0)] for i in range(n)], n)
-    raw = [obj.collate(items[k:k + bs]) for k in range(0, n - bs + 1, bs)]
-    ready, batch_sps = _timed(lambda: [(obj.featurize(to_device(x, device)), to_device(t, device))
-                                       for x, t, _ in raw], len(raw) * bs)
-    with torch.no_grad():
-        _, single_sps = _timed(lambda: [features(x.to(device)) for x, _, _ in items], n)
     model = parts.model.to(device).train()
     opt = build_optimizer(model, cfg.optim)
     scaler = MixedPrecision(cfg.optim.amp, device)
-    _model_steps(parts, model, opt, scaler, ready[:1], cfg.seed)                      # warm-up
-    seen, model_sps = _timed(lambda: _model_steps(parts, model, opt, scaler, ready, cfg.seed), len(ready) * bs)
+    warm = [parts.objective.collate([ds[(i, 0)] for i in range(min(n, cfg.optim.batch_size))])]
+    _model_steps(parts, model, opt, scaler, [(parts.objective.featurize(to_device(x, device)), to_device(t, device))
+                                             for x, t, _ in warm], cfg.seed)                    # warm-up
+    rounds = [_round(parts, cfg, ds, device, model, opt, scaler) for _ in range(args.rounds)]
+    rate = {k: float(np.median([r[k] for r in rounds])) for k in rounds[0]}
     d = Dist(device=device)
-    in_loader = features_in_loader(cfg, device)
-    features.to(torch.device("cpu") if in_loader else device)
-    loader = make_loader(ds, bs, True, d, cfg.workers, cfg.seed, BatchCollate(obj, in_loader))
-    scheduler = build_scheduler(opt, cfg.optim, len(loader))
-    _, e2e_sps = _timed(lambda: train_epoch(model, loader, opt, scheduler, None, parts, cfg.optim, d, scaler, 0,
-                                            cfg.seed), len(loader) * bs)
-    print(f"{args.task} ({cfg.model_name or 'default family'}), preset {args.preset}: batch {bs}, "
-          f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {cfg.workers} loader worker(s) "
-          f"setting, {torch.get_num_threads()} torch threads, device {device}, end-to-end batch features in the "
-          f"{'loader' if in_loader else 'training process'}")
-    print(f"loader work (augmentation, raw landmarks):   {augment_sps:8.1f} samples/s")
-    print(f"features, whole batches on the device:       {batch_sps:8.1f} samples/s")
-    print(f"features, one sample at a time (old path):   {single_sps:8.1f} samples/s")
-    print(f"model step (forward + backward + optimiser): {model_sps:8.1f} samples/s")
-    print(f"end to end (train_epoch over a loader):      {e2e_sps:8.1f} samples/s")
-    print(f"end to end / model step:                     {e2e_sps / model_sps:8.2f}")
+    print(f"{args.task} ({cfg.model_name or 'default family'}), preset {args.preset}: batch {cfg.optim.batch_size}, "
+          f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+          f"{loader_workers(cfg.workers, d)} loader worker(s), {torch.get_num_threads()} torch threads, device "
+          f"{device}, end-to-end batch features in the {'loader' if features_in_loader(cfg) else 'training step'}; "
+          f"median of {args.rounds} rounds of {n} samples")
+    print(f"loader work (augmentation, raw landmarks):   {rate['augment']:8.1f} samples/s")
+    print(f"features, whole batches (length groups):     {rate['batch']:8.1f} samples/s")
+    print(f"features, one sample at a time (old path):   {rate['single']:8.1f} samples/s")
+    print(f"model step (forward + backward + optimiser): {rate['model']:8.1f} samples/s")
+    print(f"end to end (train_epoch over a loader):      {rate['e2e']:8.1f} samples/s")
+    print(f"end to end / model step:                     {rate['e2e'] / rate['model']:8.2f}")
+    step = 1 / (1 / rate["batch"] + 1 / rate["model"])
+    print(f"end to end / (features + model step):        {rate['e2e'] / step:8.2f}")
 
 
 if __name__ == "__main__":

@@ -203,3 +203,36 @@ def test_bad_values_are_named():
         OneOf([Mark(0.0)])
     with pytest.raises(ValueError, match="only 20 of the 21 left_hand"):
         SubsetLayout.of(np.delete(C.CACHE_SUBSETS["islr"], LAYOUT.left_hand[3]))
+
+
+def textbook_affine(x: np.ndarray, draws: list[tuple[np.ndarray, float, np.ndarray]], groups) -> np.ndarray:
+    """RandomAffine written plainly: each group about its ``np.nanmean`` centre, ``xy @ M.T + shift``, ``z * s``."""
+    out = x.astype(np.float64)
+    for g, (m, s, shift) in zip(groups, draws):
+        pts = out[:, g]
+        if np.isnan(pts).all():
+            continue
+        centre = np.nanmean(pts.reshape(-1, 3), axis=0)
+        pts = pts - centre
+        pts[..., :2] = pts[..., :2] @ m.T + shift
+        pts[..., 2] *= s
+        out[:, g] = pts + centre
+    return out.astype(x.dtype)
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_affine_equals_the_textbook_map(grouped):
+    """The coordinate-major fast form of RandomAffine computes what the plain per-group formula does (same draws)."""
+    groups = LAYOUT.parts() if grouped else None
+    t = RandomAffine(1.0, shear=(-0.2, 0.2), groups=groups)
+    for seed, length in enumerate([1, 7, 30, 120]):
+        x = sequence(length, seed)
+        x[:, LAYOUT.left_hand] = np.nan                               # a group with no point at all
+        r = rng(seed)
+        r.random()                                                     # the draw that decides p
+        draws = [t.sample(r) for _ in (groups or [None])]
+        expected = textbook_affine(x, draws, groups or [np.arange(LAYOUT.size)])
+        out = t(x, rng(seed))
+        np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
+        assert np.nanmax(np.abs(out - x)) > 1e-3

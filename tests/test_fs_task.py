@@ -45,14 +45,15 @@ def test_hand_frames_numpy_and_torch_agree():
     assert 0 < n < 40 and n == int(hand_frames(torch.from_numpy(x)))
 
 
-def test_collate_pads_and_masks_and_fallback_replaces_handless_samples():
+def test_collate_packs_featurize_pads_and_masks_and_fallback_replaces_handless_samples():
     features = FSFeatures()
     obj = CTCObjective(fallback="abc", min_hand_frames=3, features=features)
     rng = np.random.default_rng(0)
     seqs = [torch.from_numpy(_sequence(rng, 5)), torch.from_numpy(_sequence(rng, 3))]
     batch = [(seqs[0], (np.array([1, 2]), 5), 0), (seqs[1], (np.array([4]), 1), 1)]
     raw, (ids, lengths), idx = obj.collate(batch)
-    assert raw[0].shape == (2, 5, len(C.FS_130), 3) and torch.isnan(raw[0][1, 3:]).all() and raw[1].tolist() == [5, 3]
+    assert raw[0].shape == (8, len(C.FS_130), 3) and raw[1].tolist() == [5, 3]                # packed frames
+    assert torch.equal(raw[0][5:].nan_to_num(-1), seqs[1].nan_to_num(-1))
     assert ids.tolist() == [1, 2, 4] and lengths.tolist() == [2, 1] and idx.tolist() == [0, 1]
     x, mask, hands = obj.featurize(raw)
     assert x.shape == (2, 5, features.feature_dim) and mask.tolist() == [[True] * 5, [True] * 3 + [False] * 2]

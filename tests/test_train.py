@@ -99,11 +99,15 @@ def test_batch_features_anywhere_and_loader_workers_train_the_same_weights(cache
 
 
 def test_training_threads_leave_the_loader_workers_their_cores(monkeypatch):
-    from aslkit.train import Dist, torch_threads, training_threads
+    from aslkit.train import Dist, loader_workers, torch_threads, training_threads
     monkeypatch.setattr("aslkit.train.cpu_count", lambda: 8)
     cpu = Dist()
     assert training_threads(make_train_config("ci", {"threads": -1, "workers": 3}), cpu) == 5
-    assert training_threads(make_train_config("ci", {"threads": -1, "workers": -1}), cpu) == 1     # 7 workers
+    assert training_threads(make_train_config("ci", {"threads": -1, "workers": -1}), cpu) == 6     # 2 workers
+    assert loader_workers(-1, cpu) == 2 and loader_workers(-1, Dist(device=torch.device("cuda"))) == 7
+    monkeypatch.setattr("aslkit.train.cpu_count", lambda: 2)
+    assert loader_workers(-1, cpu) == 0 and training_threads(make_train_config("quick"), cpu) == 2
+    monkeypatch.setattr("aslkit.train.cpu_count", lambda: 8)
     assert training_threads(make_train_config("ci", {"threads": -1, "workers": 1}), Dist(0, 2)) == 3
     assert training_threads(make_train_config("ci", {"threads": 0}), cpu) == 0                     # torch's default
     before = torch.get_num_threads()

@@ -107,11 +107,12 @@ class TrainConfig:
     synth_size: str = "quick"
     fold: int = 0                    # validation fold; -1 trains on everything
     seed: int = 42
-    workers: int = 0                 # DataLoader workers (0: in the main process; -1: one per core beyond it)
+    workers: int = 0                 # DataLoader workers (0: in the training process; -1: by device, on CUDA one
+                                     # per core beyond the training process, on the CPU a quarter of the cores)
     threads: int = 0                 # torch threads of the training process (0: torch's default; -1 on the CPU: the
                                      # cores not taken by loader workers)
-    features_on: str = "auto"        # where batch features are computed: loader (its workers, on the CPU), device
-                                     # (the training device), auto (device on CUDA, else loader)
+    features_on: str = "auto"        # where batch features are computed: auto / device (the training step, on the
+                                     # training device) or loader (its workers: a CPU with cores to spare)
     device: str = "auto"             # auto | cpu | cuda
     model_name: str = ""             # a model family of the task (empty: its default family)
     model: dict = field(default_factory=dict)      # overrides of the model family's config

@@ -6,8 +6,9 @@ is carried through the TFLite export unchanged:
 
 * resampling along time (``linear_resample``, ``masked_linear_resample``) and exact integer division in float16
   builds (``floor_div``);
-* padded batches of sequences: ``pad_landmarks`` (NaN-padded raw landmarks and their lengths) and
-  ``batch_features``, a feature module applied to every sequence of such a batch at once (``torch.func.vmap``;
+* batches of sequences: ``pack_landmarks`` (raw landmarks one frame after another, and their lengths) and
+  ``batch_features``, a feature module applied to every sequence of such a batch at once (``torch.func.vmap`` over
+  NaN-padded groups of similar length;
   each module takes ``n_frames``, the real length of a padded sequence: ``frame_count``, ``real_frames``);
 * NaN handling (``nan_to_zero``) and masked pooling (``masked_mean``);
 * manifold mixup inside a model (``MixPlan``, ``apply_mix``);
@@ -46,19 +47,71 @@ def real_frames(frames: torch.Tensor, n_frames: torch.Tensor | None) -> torch.Te
     return (steps < n_frames).to(frames.dtype)
 
 
-def pad_landmarks(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sequences ``[T_i, S, 3]`` as one batch ``[B, max T_i, S, 3]`` padded with NaN (missing landmarks to every
-    feature module) and their lengths ``[B]``."""
-    lengths = torch.as_tensor([len(x) for x in seqs], dtype=torch.long)
-    return torch.nn.utils.rnn.pad_sequence(list(seqs), batch_first=True, padding_value=float("nan")), lengths
+def pack_landmarks(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequences ``[T_i, S, 3]`` as one batch without padding: their frames one after another ``[sum T_i, S, 3]``
+    and their lengths ``[B]`` (``batch_features`` pads each group of similar lengths itself, so a long sequence
+    does not make the whole batch long in memory, in a loader's shared memory or on the way to the device)."""
+    return torch.cat(list(seqs)), torch.as_tensor([len(x) for x in seqs], dtype=torch.long)
 
 
-def batch_features(features: torch.nn.Module, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+def pad_packed(frames: torch.Tensor, lengths: list[int], rows: list[int]) -> torch.Tensor:
+    """Sequences ``rows`` of a packed batch (``pack_landmarks``) as ``[len(rows), max T, S, 3]``, padded with NaN
+    (missing landmarks to every feature module)."""
+    seqs = torch.split(frames, lengths)
+    return torch.nn.utils.rnn.pad_sequence([seqs[i] for i in rows], batch_first=True, padding_value=float("nan"))
+
+
+#: Padding frames worth one more feature call when ``batch_features`` groups a batch by length, per device type
+#: (``benchmarks/train_speed.py``): on the CPU a call costs about what a few dozen padded frames do; on CUDA one call
+#: over the whole batch is cheapest.
+CHUNK_CALL_FRAMES = {"cpu": 48, "cuda": 1 << 30}
+
+
+def length_chunks(lengths: list[int], call_frames: int) -> list[list[int]]:
+    """Positions of a batch grouped by length, each group padded to its longest: the grouping of the sorted lengths
+    with the fewest padded frames plus ``call_frames`` per group (exact, by dynamic programming)."""
+    if not lengths or call_frames >= len(lengths) * max(lengths):      # two calls cost more than any padding
+        return [list(range(len(lengths)))]
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    ordered = [lengths[i] for i in order]
+    best, cut = [0] + [0] * len(ordered), [0] * (len(ordered) + 1)
+    for stop in range(1, len(ordered) + 1):
+        best[stop], cut[stop] = min((best[start] + (stop - start) * ordered[stop - 1] + call_frames, start)
+                                    for start in range(stop))
+    chunks, stop = [], len(ordered)
+    while stop:
+        chunks.append(order[cut[stop]:stop])
+        stop = cut[stop]
+    return chunks[::-1]
+
+
+def pad_to(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``t`` zero-padded at the end of every axis but the first to ``shape[1:]``."""
+    pads = [p for have, want in zip(reversed(t.shape[1:]), reversed(shape[1:])) for p in (0, want - have)]
+    return torch.nn.functional.pad(t, pads) if any(pads) else t
+
+
+def batch_features(features: torch.nn.Module, frames: torch.Tensor, lengths: torch.Tensor,
+                   call_frames: int | None = None) -> torch.Tensor:
     """``features`` (a module of one sequence ``[T, S, 3]`` with a ``n_frames`` argument) on every sequence of a
-    padded batch (``pad_landmarks``) at once: ``[B, ...]``, sample ``i`` equal to ``features(x[i, :lengths[i]])``
-    (frame-level outputs are zero after ``lengths[i]``)."""
+    packed batch (``pack_landmarks``): ``[B, ...]``, sample ``i`` equal to ``features`` of sequence ``i`` alone
+    (frame-level outputs are zero after its length, up to the longest sequence). Sequences of similar length are
+    computed together (``torch.func.vmap`` over NaN-padded groups, ``length_chunks`` with the device's
+    ``CHUNK_CALL_FRAMES`` unless ``call_frames``)."""
+    if call_frames is None:
+        call_frames = CHUNK_CALL_FRAMES.get(frames.device.type, CHUNK_CALL_FRAMES["cuda"])
+    sizes = lengths.tolist()
     with torch.no_grad():
-        return torch.func.vmap(features)(x, lengths)
+        parts, order = [], []
+        for chunk in length_chunks(sizes, call_frames):
+            index = torch.as_tensor(chunk, device=lengths.device)
+            parts.append(torch.func.vmap(features)(pad_packed(frames, sizes, chunk), lengths[index]))
+            order += chunk
+        if len(parts) == 1:
+            return parts[0]
+        shape = torch.Size(max(sizes) for sizes in zip(*(p.shape for p in parts)))
+        out = torch.cat([pad_to(p, shape) for p in parts])
+        return out[torch.argsort(torch.as_tensor(order, device=out.device))]
 
 
 def resample_positions(frames: torch.Tensor, length: int, n_frames: torch.Tensor | None = None

@@ -248,9 +248,10 @@ class BatchCollate:
         return (self.objective.featurize(raw) if self.featurize else Landmarks(raw)), targets, idx
 
 
-def features_in_loader(cfg: TrainConfig, device: torch.device) -> bool:
-    """Whether the loader computes the batch features (``features_on``; auto: unless training on CUDA)."""
-    return cfg.features_on == "loader" or (cfg.features_on == "auto" and device.type != "cuda")
+def features_in_loader(cfg: TrainConfig) -> bool:
+    """Whether the loader computes the batch features (``features_on=loader``) rather than the training step, on
+    the training device (``auto``, ``device``)."""
+    return cfg.features_on == "loader"
 
 
 def to_device(tree: Any, device: torch.device) -> Any:
@@ -271,10 +272,14 @@ def device_inputs(obj: Any, inputs: Any, targets: Any, device: torch.device) -> 
 
 
 def loader_workers(workers: int, d: Dist) -> int:
-    """DataLoader worker processes: ``workers``, or with -1 one per CPU core of this rank beyond the main process."""
+    """DataLoader worker processes: ``workers``, or with -1 by the device of this rank: on CUDA one per CPU core
+    beyond the training process; on the CPU a quarter of its cores (none on two), since the training process's own
+    threads do most of the work there (``benchmarks/train_speed.py``: on two cores a worker next to a training
+    process slows both)."""
     if workers >= 0:
         return workers
-    return max(0, cpu_count() // d.world - 1)
+    cores = max(1, cpu_count() // d.world)
+    return cores - 1 if d.device.type == "cuda" else cores // 4
 
 
 def make_loader(ds: EpochDataset, batch_size: int, shuffle: bool, d: Dist, workers: int, seed: int,
@@ -509,7 +514,7 @@ def _train(cfg: TrainConfig, run: Path, resume: str | Path | None, parts: TaskPa
         tr_idx = parts.on_split(tr_idx)
     ds_train = EpochDataset(parts.sample, tr_idx, cfg.seed, augment=True)
     ds_val = EpochDataset(parts.sample, va_idx, cfg.seed, augment=False)
-    in_loader = features_in_loader(cfg, d.device)
+    in_loader = features_in_loader(cfg)
     parts.features.to(torch.device("cpu") if in_loader else d.device)
     o = cfg.optim
     collate = BatchCollate(parts.objective, in_loader)

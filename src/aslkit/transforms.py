@@ -194,6 +194,17 @@ class OneOf(Transform):
         return f"OneOf({self.transforms}, p={self.p})"
 
 
+def nan_centre(coords: np.ndarray) -> np.ndarray | None:
+    """The NaN-aware mean ``[3]`` of points given coordinate-major (``coords`` ``[3, N]``, contiguous: numpy's
+    reductions over a long axis of width 3 are slow), or None when every point is missing."""
+    valid = ~np.isnan(coords)
+    count = valid.sum(axis=1)
+    if not count.any():
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(valid, coords, 0.0).sum(axis=1) / count
+
+
 def rotation(degrees: float) -> np.ndarray:
     """2 x 2 counter-clockwise rotation matrix (in x,y) by ``degrees``."""
     r = np.deg2rad(degrees)
@@ -226,16 +237,17 @@ class RandomAffine(Transform):
 
     def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = x.astype(np.float64)
-        for g in self.groups if self.groups is not None else [np.arange(x.shape[1])]:
+        for g in self.groups if self.groups is not None else [slice(None)]:
             m, s, shift = self.sample(rng)
-            pts = out[:, g]
-            if np.isnan(pts).all():
+            coords = np.ascontiguousarray(out[:, g].reshape(-1, 3).T)        # [3, points x frames]
+            centre = nan_centre(coords)
+            if centre is None:
                 continue
-            centre = np.nanmean(pts.reshape(-1, 3), axis=0)
-            pts = pts - centre
-            pts[..., :2] = pts[..., :2] @ m.T + shift
-            pts[..., 2] *= s
-            out[:, g] = pts + centre
+            offset = coords - centre[:, None]
+            moved = np.empty_like(coords)
+            moved[:2] = m @ offset[:2] + (shift + centre[:2])[:, None]
+            moved[2] = offset[2] * s + centre[2]
+            out[:, g] = moved.T.reshape(len(out), -1, 3)
         return out.astype(x.dtype)
 
     def __repr__(self) -> str:
@@ -355,8 +367,18 @@ class SpatialMask(Transform):
     def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = x.copy()
         xy = x[..., :2]
-        if np.isnan(xy).all():
+        coords = np.ascontiguousarray(xy.reshape(-1, 2).T)
+        if np.isnan(coords).all():
             return out
+        lo, hi = np.fmin.reduce(coords, axis=1), np.fmax.reduce(coords, axis=1)
+        with np.errstate(invalid="ignore"):
+            for _ in range(rng.integers(self.n_masks[0], self.n_masks[1] + 1)):
+                side = rng.uniform(*self.size) * (hi - lo)
+                corner = lo + rng.uniform(0.0, 1.0, size=2) * (hi - lo)
+                inside = ((xy[..., 0] > corner[0]) & (xy[..., 0] < corner[0] + side[0])
+                          & (xy[..., 1] > corner[1]) & (xy[..., 1] < corner[1] + side[1]))
+                out[inside] = np.nan
+        return out
         lo, hi = np.nanmin(xy.reshape(-1, 2), axis=0), np.nanmax(xy.reshape(-1, 2), axis=0)
         with np.errstate(invalid="ignore"):
             for _ in range(rng.integers(self.n_masks[0], self.n_masks[1] + 1)):

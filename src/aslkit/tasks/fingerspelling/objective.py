@@ -21,7 +21,7 @@ from aslkit.tasks.fingerspelling.ctc_ops import ctc_loss, greedy_decode
 from aslkit.tasks.fingerspelling.evaluate import fallback_phrase, fs_score
 from aslkit.tasks.fingerspelling.families import FAMILIES
 from aslkit.tasks.fingerspelling.frames import hand_frames, select_frames
-from aslkit.tensor_ops import batch_features, pad_landmarks
+from aslkit.tensor_ops import batch_features, pack_landmarks
 
 
 class CTCObjective:
@@ -40,9 +40,9 @@ class CTCObjective:
         self.features = features          # the family's feature module, run on whole batches by ``to``
 
     def collate(self, batch: list) -> tuple[tuple, tuple, torch.Tensor]:
-        """Raw samples -> (NaN-padded landmarks, lengths, hand frames), (character ids, their lengths), rows."""
+        """Raw samples -> (packed landmarks, lengths, hand frames), (character ids, their lengths), rows."""
         seqs, targets, idx = zip(*batch)
-        x, lengths = pad_landmarks(seqs)
+        x, lengths = pack_landmarks(seqs)
         ids = [torch.as_tensor(t[0], dtype=torch.long) for t in targets]
         hands = torch.as_tensor([t[1] for t in targets])
         return (x, lengths, hands), (torch.cat(ids), torch.as_tensor([len(i) for i in ids])), torch.as_tensor(idx)

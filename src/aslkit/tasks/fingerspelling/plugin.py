@@ -23,9 +23,9 @@ _OPTIM = {"optim.optimizer": "adamw", "optim.schedule": "warmup_cosine", "optim.
 PRESETS: dict[str, dict[str, Any]] = {
     "ci": {"synth_size": "ci", **_OPTIM, "optim.epochs": 3, "optim.batch_size": 16, "optim.lr": 3e-3},
     "quick": {"synth_size": "quick", **_OPTIM, "optim.epochs": 60, "optim.batch_size": 16, "optim.lr": 3e-3,
-              "workers": 1},
+              "workers": -1, "threads": -1},
     "full": {"synth_size": "full", **_OPTIM, "optim.epochs": 200, "optim.batch_size": 64, "optim.ema_decay": 0.999,
-             "supplemental_weight": 0.5},
+             "supplemental_weight": 0.5, "workers": -1, "threads": -1},
 }
 
 

@@ -15,7 +15,7 @@ from aslkit.recipes import TeacherTerm, consistency_per_sample, kd_per_sample, o
 from aslkit.runs import TrainConfig, data_record, save_array_atomic, write_csv_atomic
 from aslkit.tasks.base import TaskParts
 from aslkit.tasks.signs.families import FAMILIES
-from aslkit.tensor_ops import MixPlan, batch_features, pad_landmarks
+from aslkit.tensor_ops import MixPlan, batch_features, pack_landmarks
 
 
 class ClassificationObjective:
@@ -73,9 +73,9 @@ class ClassificationObjective:
         return per, (torch.ones_like(per) if weight is None else weight[targets])
 
     def collate(self, batch: list) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """Raw samples -> (NaN-padded landmarks, lengths), labels, sample rows."""
+        """Raw samples -> (packed landmarks, lengths: ``pack_landmarks``), labels, sample rows."""
         seqs, labels, idx = zip(*batch)
-        return pad_landmarks(seqs), torch.as_tensor(labels), torch.as_tensor(idx)
+        return pack_landmarks(seqs), torch.as_tensor(labels), torch.as_tensor(idx)
 
     def featurize(self, raw: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """The model's inputs of a collated batch, on the device it lies on: the features of every sequence."""

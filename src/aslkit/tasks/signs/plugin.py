@@ -17,8 +17,9 @@ from aslkit.tasks.signs.prepare import PrepareConfig, PreparedSigns, prepare_sig
 # Task-level TrainConfig overrides per profile; the family's own preset (``families/<family>``) is applied after.
 PRESETS: dict[str, dict[str, Any]] = {
     "ci": {"synth_size": "ci", "optim.epochs": 3, "optim.batch_size": 32},
-    "quick": {"synth_size": "quick", "optim.epochs": 24, "optim.batch_size": 64, "workers": 1},
-    "full": {"synth_size": "full", "optim.epochs": 70},
+    "quick": {"synth_size": "quick", "optim.epochs": 24, "optim.batch_size": 64, "workers": -1,
+              "threads": -1},
+    "full": {"synth_size": "full", "optim.epochs": 70, "workers": -1, "threads": -1},
 }
 
 
