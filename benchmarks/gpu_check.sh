@@ -16,9 +16,9 @@ echo "root: $ASLKIT_ROOT"
 
 FAMILIES=(transformer cnn frames25 conv1d)
 for fam in "${FAMILIES[@]}"; do
-  python benchmarks/train_speed.py --preset quick --model-name "$fam" --device cuda --workers -1 2>/dev/null | tail -7
+  python benchmarks/train_speed.py --preset quick --model-name "$fam" --device cuda --workers -1 2>/dev/null | tail -8
 done
-python benchmarks/train_speed.py --task asl-fingerspelling --preset quick --device cuda --workers -1 2>/dev/null | tail -7
+python benchmarks/train_speed.py --task asl-fingerspelling --preset quick --device cuda --workers -1 2>/dev/null | tail -8
 
 ddp() {  # ddp <run name> <overrides...>: one epoch-limited DDP run on one GPU, then its last metrics row
   local name="$1"; shift

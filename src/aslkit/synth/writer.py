@@ -56,6 +56,7 @@ SIZES: dict[str, SynthSize] = {
     "ci": SynthSize(4, 25, 2, 8, 2, 1, 24),
     "quick": SynthSize(8, 250, 2, 24, 4, 1, 150),
     "full": SynthSize(21, 250, 18, 94, 68, 53, 1000),
+    "scale": SynthSize(21, 250, 4, 94, 20, 1, 1000),      # benchmarks/scale_run.py: 21,000 files; 21 files of 1,000
 }
 
 
