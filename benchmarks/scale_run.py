@@ -8,8 +8,10 @@ generated once, not timed), then a fresh ``aslkit prepare`` of those files (``--
 preset's shards), then one epoch of ``aslkit train --preset quick`` over that cache (training and validation of fold
 0, the task's default family). Each step runs as its own command; its wall time is measured, and its peak memory is
 the largest sum, over the command and every process it started (prepare and loader workers), of the proportional set
-size (shared pages counted once), sampled every 0.2 s. The preparation is projected linearly to the real download
-(94,477 asl-signs files; 68 + 53 fingerspelling files of about 1,000 sequences). Timings only; nothing is asserted.
+size (shared pages counted once; it includes the memory-mapped cache pages, which the kernel can drop) and of the
+anonymous resident memory (what the processes themselves hold), sampled every 0.2 s. The preparation is projected
+linearly to the real download (94,477 asl-signs files; 68 + 53 fingerspelling files of about 1,000 sequences).
+Timings only; nothing is asserted.
 """
 from __future__ import annotations
 
@@ -31,21 +33,24 @@ REAL_FILES = {C.SLUG_SIGNS: 94_477, C.SLUG_FS: 68 + 53}          # landmark file
 ASLKIT = [sys.executable, "-m", "aslkit"]
 
 
-def tree_memory_mb(proc: psutil.Process) -> float:
-    """Proportional set size (resident set where unavailable) of ``proc`` and its descendants, in MB."""
-    total = 0
+def tree_memory_mb(proc: psutil.Process) -> tuple[float, float]:
+    """Memory of ``proc`` and its descendants in MB: the proportional set size (shared pages counted once; it
+    includes the pages of memory-mapped cache shards, which the kernel can drop) and the anonymous resident memory
+    (resident minus file-backed and shared pages: what the processes themselves hold)."""
+    pss = anon = 0
     for p in [proc] + proc.children(recursive=True):
         try:
             info = p.memory_full_info()
-            total += getattr(info, "pss", info.rss)
+            pss += getattr(info, "pss", info.rss)
+            anon += info.rss - getattr(info, "shared", 0)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-    return total / 2**20
+    return pss / 2**20, anon / 2**20
 
 
-def run_measured(cmd: list[str], log: Path) -> tuple[float, float]:
-    """Run ``cmd`` (output to ``log``); its wall seconds and peak memory of its process tree (MB)."""
-    peak, done = [0.0], threading.Event()
+def run_measured(cmd: list[str], log: Path) -> tuple[float, float, float]:
+    """Run ``cmd`` (output to ``log``); its wall seconds and the peaks of ``tree_memory_mb`` (MB)."""
+    peak, done = [0.0, 0.0], threading.Event()
     with open(log, "w") as out:
         t0 = time.perf_counter()
         child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
@@ -54,7 +59,7 @@ def run_measured(cmd: list[str], log: Path) -> tuple[float, float]:
         def sample() -> None:
             while not done.is_set():
                 try:
-                    peak[0] = max(peak[0], tree_memory_mb(proc))
+                    peak[:] = [max(a, b) for a, b in zip(peak, tree_memory_mb(proc))]
                 except psutil.NoSuchProcess:
                     return
                 done.wait(0.2)
@@ -67,7 +72,7 @@ def run_measured(cmd: list[str], log: Path) -> tuple[float, float]:
         sampler.join()
     if rc:
         raise SystemExit(f"{' '.join(cmd)} failed (exit {rc}); see {log}")
-    return seconds, peak[0]
+    return seconds, peak[0], peak[1]
 
 
 def landmark_files(data: Path, task: str) -> tuple[int, int]:
@@ -89,21 +94,23 @@ def scale_task(task: str, root: Path, workers: int, train: bool) -> list[dict]:
     files, sequences = landmark_files(data, task)
     shutil.rmtree(cache, ignore_errors=True)
     print(f"[scale] prepare {task}: {files} files, {sequences} sequences", flush=True)
-    seconds, peak = run_measured(ASLKIT + ["prepare", "--task", task, "--data-dir", str(data), "--preset", "full",
+    seconds, pss, anon = run_measured(ASLKIT + ["prepare", "--task", task, "--data-dir", str(data), "--preset", "full",
                                           f"out_dir={cache}", f"workers={workers}"], logs / f"prepare_{task}.log")
     projected = seconds * REAL_FILES[task] / files
     rows = [{"task": task, "step": "prepare", "files": files, "sequences": sequences, "seconds": round(seconds, 1),
-             "sequences/s": round(sequences / seconds), "peak MB": round(peak),
+             "sequences/s": round(sequences / seconds), "peak PSS MB": round(pss),
+             "peak anonymous MB": round(anon),
              "projected to the real files": f"{projected / 60:.1f} min ({REAL_FILES[task]:,} files)"}]
     if train:
         run = root / "runs" / task
         print(f"[scale] one training epoch {task}", flush=True)
-        seconds, peak = run_measured(ASLKIT + ["train", "--preset", "quick", "--overwrite", f"task={task}",
+        seconds, pss, anon = run_measured(ASLKIT + ["train", "--preset", "quick", "--overwrite", f"task={task}",
                                               f"prepared_dir={cache}", "optim.epochs=1", f"run_name={run}"],
                                      logs / f"train_{task}.log")
         rows.append({"task": task, "step": "one epoch (train + validation, quick preset)", "files": files,
                      "sequences": sequences, "seconds": round(seconds, 1),
-                     "sequences/s": round(sequences / seconds), "peak MB": round(peak),
+                     "sequences/s": round(sequences / seconds), "peak PSS MB": round(pss),
+                     "peak anonymous MB": round(anon),
                      "projected to the real files": ""})
     return rows
 
