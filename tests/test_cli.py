@@ -45,9 +45,15 @@ def test_bad_override_is_rejected(tmp_path, capsys):
         main(["--debug", "synth", "--out", str(tmp_path), "colour=blue"])
 
 
-def test_prepare_command_for_fingerspelling(fs_synth, tmp_path):
+def test_prepare_command_for_fingerspelling(fs_synth, tmp_path, capsys):
     out = tmp_path / "fs_cache"
     assert main(["prepare", "--task", "asl-fingerspelling", "--data-dir", str(fs_synth), "--preset", "ci",
                  f"out_dir={out}", "workers=1"]) == 0
     from aslkit.tasks.fingerspelling.prepare import PreparedFS
     assert len(PreparedFS(out)) > 0
+    again = tmp_path / "fs_cache_by_override"                     # task= picks the competition as --task does
+    assert main(["prepare", "--data-dir", str(fs_synth), "--preset", "ci", "task=asl-fingerspelling",
+                 f"out_dir={again}", "workers=1"]) == 0
+    assert len(PreparedFS(again)) == len(PreparedFS(out))
+    assert main(["prepare", "--task", "asl-signs", "task=asl-fingerspelling", f"out_dir={again}"]) == 1
+    assert "--task asl-signs and task=asl-fingerspelling disagree" in capsys.readouterr().err

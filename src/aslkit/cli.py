@@ -55,8 +55,12 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from aslkit.prepare import prepare
+    overrides = parse_overrides(args.overrides)
+    given = overrides.pop("task", None)
+    if args.task and given and given != args.task:
+        raise ValueError(f"--task {args.task} and task={given} disagree: give one of them")
     flags = {k: v for k, v in (("data_dir", args.data_dir),) if v is not None}
-    prepare(args.task, args.preset, {**flags, **parse_overrides(args.overrides)})
+    prepare(args.task or given or DEFAULT_TASK, args.preset, {**flags, **overrides})
     return 0
 
 
@@ -162,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="read every sequence once into a compact, resumable cache",
                        description="Prepare the cache of a task under input/prepared/ (parallel, resumable, "
                                    "idempotent) with participant folds.")
-    p.add_argument("--task", choices=C.SLUGS, default=DEFAULT_TASK)
+    p.add_argument("--task", choices=C.SLUGS, default=None, help=f"competition (or task=...; default {DEFAULT_TASK})")
     p.add_argument("--data-dir", default=None, help="explicit data directory")
     _add_common(p)
     p.set_defaults(func=_cmd_prepare)
