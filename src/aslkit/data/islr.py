@@ -69,7 +69,7 @@ def load_relevant_data_subset(pq_path: str | Path) -> np.ndarray:
         raise DataError(path, f"unreadable parquet ({type(e).__name__}: {e})") from e
     require_columns(path, names, XYZ)
     data = pd.read_parquet(path, columns=XYZ)
-    n_frames = frame_count(path, len(data))
+    n_frames = whole_frames(path, len(data))
     values = data.values.reshape(n_frames, ROWS_PER_FRAME, len(XYZ))
     try:
         return values.astype(np.float32)
@@ -77,7 +77,7 @@ def load_relevant_data_subset(pq_path: str | Path) -> np.ndarray:
         raise DataError(path, text_values_problem(data)) from e
 
 
-def frame_count(path: Path, n_rows: int) -> int:
+def whole_frames(path: Path, n_rows: int) -> int:
     """Frames of a long-format table of ``n_rows`` rows; DataError when it is empty or not whole frames."""
     if n_rows == 0:
         raise DataError(path, "empty sequence (0 rows)")
@@ -136,7 +136,7 @@ def read_landmarks(pq_path: str | Path, subset: np.ndarray | None = None) -> np.
     pf = open_parquet(path)
     schema = pf.schema_arrow
     require_columns(path, schema.names, XYZ)
-    n_frames = frame_count(path, pf.metadata.num_rows)
+    n_frames = whole_frames(path, pf.metadata.num_rows)
     if not plain_floats(schema, XYZ, pandas_metadata(schema)):
         frames = load_relevant_data_subset(path)
         return frames if subset is None else np.ascontiguousarray(frames[:, subset])
