@@ -147,3 +147,8 @@ def plot_learning_curves(history: pd.DataFrame, path: str | Path | None = None):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100)
     return fig
+
+
+def save_learning_curves(history: pd.DataFrame, path: str | Path) -> None:
+    """``plot_learning_curves`` saved to ``path`` and closed (a training run or a study keeps no figure open)."""
+    plt.close(plot_learning_curves(history, path))

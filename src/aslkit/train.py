@@ -36,7 +36,7 @@ from aslkit.config import PROFILES, ConfigError, apply_overrides, load_config, m
 from aslkit.data.cache import CONFIG as CACHE_CONFIG
 from aslkit.data.cache import expand_to_full
 from aslkit.data.sync import cpu_count
-from aslkit.plotting import plot_learning_curves
+from aslkit.plotting import save_learning_curves
 from aslkit.recipes import RecipeRun, TeacherTerm, init_from_run, soup_epochs, student_config, uniform_soup
 from aslkit.runs import (
     METRICS_FILE,
@@ -559,7 +559,7 @@ def _train(cfg: TrainConfig, run: Path, resume: str | Path | None, parts: TaskPa
         if d.world > 1:
             dist.barrier()
     if d.main:
-        plot_learning_curves(pd.DataFrame(state["history"]), run / "plots" / "learning_curves.png")
+        save_learning_curves(pd.DataFrame(state["history"]), run / "plots" / "learning_curves.png")
         if cfg.recipe.soup_last:
             make_soup(run, cfg, eval_model_of(model, ema), val_loader, parts, d.device)
     if d.world > 1:
