@@ -109,7 +109,7 @@ def batch_features(features: torch.nn.Module, frames: torch.Tensor, lengths: tor
             order += chunk
         if len(parts) == 1:
             return parts[0]
-        shape = torch.Size(max(sizes) for sizes in zip(*(p.shape for p in parts)))
+        shape = torch.Size(max(dims) for dims in zip(*(p.shape for p in parts)))
         out = torch.cat([pad_to(p, shape) for p in parts])
         return out[torch.argsort(torch.as_tensor(order, device=out.device))]
 

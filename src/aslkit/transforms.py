@@ -379,11 +379,3 @@ class SpatialMask(Transform):
                           & (xy[..., 1] > corner[1]) & (xy[..., 1] < corner[1] + side[1]))
                 out[inside] = np.nan
         return out
-        lo, hi = np.nanmin(xy.reshape(-1, 2), axis=0), np.nanmax(xy.reshape(-1, 2), axis=0)
-        with np.errstate(invalid="ignore"):
-            for _ in range(rng.integers(self.n_masks[0], self.n_masks[1] + 1)):
-                side = rng.uniform(*self.size) * (hi - lo)
-                corner = lo + rng.uniform(0.0, 1.0, size=2) * (hi - lo)
-                inside = ((xy > corner) & (xy < corner + side)).all(axis=-1)
-                out[inside] = np.nan
-        return out
