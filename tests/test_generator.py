@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from aslkit import constants as C
+from aslkit.config import SYNTH_SIZES
 from aslkit.data import fs, islr
 from aslkit.data.stats import REAL_FS, REAL_ISLR, sequence_stats, summarize_fs, summarize_islr
 from aslkit.paths import real_islr_sample
-from aslkit.synth import SIZES
 from aslkit.synth.body import sample_signer
 from aslkit.synth.handshapes import HANDSHAPES, spell_keyframe
 from aslkit.synth.kinematics import HandGeometry, bone_lengths, hand_local
@@ -29,7 +29,7 @@ from aslkit.synth.writer import generate, synthetic_info
 def test_islr_layout_matches_real_sample(islr_synth, samples):
     df = pd.read_csv(islr_synth / "train.csv")
     assert list(df.columns) == ["path", "participant_id", "sequence_id", "sign"]
-    size = SIZES["ci"]
+    size = SYNTH_SIZES["ci"]
     assert len(df) == size.islr_participants * size.islr_signs * size.islr_per_sign
     assert (df["path"] == [f"train_landmark_files/{p}/{s}.parquet"
                            for p, s in zip(df["participant_id"], df["sequence_id"])]).all()
@@ -199,7 +199,7 @@ def test_wide_rows_round_trip_to_landmarks(fs_synth):
     assert np.isnan(x[:, C.POSE]).sum() == 0 and np.isfinite(x[:, C.FACE]).any()
     from aslkit.data.stats import fs_dataset_stats
     st = fs_dataset_stats(fs_synth, max_files=1)
-    assert len(st) == SIZES["ci"].fs_per_file and st["pose_nan"].max() == 0
+    assert len(st) == SYNTH_SIZES["ci"].fs_per_file and st["pose_nan"].max() == 0
 
 
 def test_signs_are_learnable_but_not_trivial():

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from aslkit import constants as C
-from aslkit.config import PROFILES, DataConfig, SynthConfig, make_config, parse_overrides, to_dict
-from aslkit.synth import SIZES
+from aslkit.config import PROFILES, SYNTH_SIZES, DataConfig, SynthConfig, make_config, parse_overrides, to_dict
 from aslkit.tasks.registry import DEFAULT_TASK
 from aslkit.tflite import GateError
 
@@ -147,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=C.SLUGS, default=None, help="competition (default asl-signs)")
     p.add_argument("--out", default=None, help="output folder (default input/synthetic/<task>, <task>-<size> "
                                                           "for sizes other than quick)")
-    p.add_argument("--size", choices=list(SIZES), default=None,
+    p.add_argument("--size", choices=list(SYNTH_SIZES), default=None,
                    help="ci (seconds), quick (< 1 min), full (real scale), scale (benchmarks/scale_run.py)")
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same files)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")

@@ -62,6 +62,27 @@ class SynthConfig:
     overwrite: bool = False
 
 
+@dataclass(frozen=True)
+class SynthSize:
+    """How much data one ``aslkit synth`` size writes."""
+
+    islr_participants: int
+    islr_signs: int                  # glosses used (spread over the 250; the label map always has all 250)
+    islr_per_sign: int               # recordings per gloss and participant
+    fs_participants: int
+    fs_train_files: int
+    fs_supp_files: int
+    fs_per_file: int
+
+
+SYNTH_SIZES: dict[str, SynthSize] = {
+    "ci": SynthSize(4, 25, 2, 8, 2, 1, 24),
+    "quick": SynthSize(8, 250, 2, 24, 4, 1, 150),
+    "full": SynthSize(21, 250, 18, 94, 68, 53, 1000),
+    "scale": SynthSize(21, 250, 4, 94, 20, 1, 1000),      # benchmarks/scale_run.py: 21,000 files; 21 files of 1,000
+}
+
+
 PRESETS: dict[type, dict[str, dict[str, Any]]] = {
     DataConfig: {p: {"synth_size": p} for p in PROFILES},
     SynthConfig: {p: {"size": p} for p in PROFILES},

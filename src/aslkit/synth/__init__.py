@@ -1,4 +1,4 @@
 """Procedural generator of realistic landmark data in the exact Kaggle layouts (``aslkit synth``)."""
-from aslkit.synth.writer import SIZES, generate, synthetic_info
+from aslkit.synth.writer import generate, synthetic_info
 
-__all__ = ["SIZES", "generate", "synthetic_info"]
+__all__ = ["generate", "synthetic_info"]

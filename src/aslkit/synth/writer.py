@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from aslkit import constants as C
+from aslkit.config import SYNTH_SIZES, SynthSize
 from aslkit.data.fs import landmarks_to_blocks
 from aslkit.data.sync import cpu_count
 from aslkit.synth.body import render, sample_signer
@@ -37,27 +38,6 @@ _TASK_CODE = {C.SLUG_SIGNS: 1, C.SLUG_FS: 2}
 _TMP = ".aslkit-tmp"                                     # suffix of a file being written (renamed when whole)
 _IN_PROGRESS, _COMPLETE = "in progress", "complete"      # the marker's status
 _LAST = "train.csv"                                      # written last, after the completed marker
-
-
-@dataclass(frozen=True)
-class SynthSize:
-    """How much data one size writes."""
-
-    islr_participants: int
-    islr_signs: int                  # glosses used (spread over the 250; the label map always has all 250)
-    islr_per_sign: int               # recordings per gloss and participant
-    fs_participants: int
-    fs_train_files: int
-    fs_supp_files: int
-    fs_per_file: int
-
-
-SIZES: dict[str, SynthSize] = {
-    "ci": SynthSize(4, 25, 2, 8, 2, 1, 24),
-    "quick": SynthSize(8, 250, 2, 24, 4, 1, 150),
-    "full": SynthSize(21, 250, 18, 94, 68, 53, 1000),
-    "scale": SynthSize(21, 250, 4, 94, 20, 1, 1000),      # benchmarks/scale_run.py: 21,000 files; 21 files of 1,000
-}
 
 
 def _rng(seed: int, task: str, *keys: int) -> np.random.Generator:
@@ -226,14 +206,14 @@ def generate(task: str, out: str | Path, size: str = "quick", seed: int = 0, wor
     """
     if task not in C.SLUGS:
         raise ValueError(f"task must be one of {C.SLUGS}, got {task!r}")
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
+    if size not in SYNTH_SIZES:
+        raise ValueError(f"size must be one of {sorted(SYNTH_SIZES)}, got {size!r}")
     out = Path(out)
     settings = {"task": task, "size": size, "seed": seed, "generator_version": GENERATOR_VERSION}
     if _claim(out, settings, overwrite):
         print(f"synth: resuming the unfinished {task} dataset ({size}, seed {seed}) in {out}", flush=True)
     t0 = time.time()
-    tables = WRITERS[task](out, SIZES[size], seed, workers or cpu_count())
+    tables = WRITERS[task](out, SYNTH_SIZES[size], seed, workers or cpu_count())
     _finish(out, settings, tables, time.time() - t0)
     return out
 
@@ -336,5 +316,5 @@ def _finish(out: Path, settings: dict, tables: dict[str, pd.DataFrame], seconds:
         if name != _LAST:
             _write_whole(out / name, partial(table.to_csv, index=False))
     _write_marker(out, {**settings, "status": _COMPLETE, "sequences": sum(map(len, tables.values())),
-                        "seconds": round(seconds, 1), "counts": asdict(SIZES[settings["size"]])})
+                        "seconds": round(seconds, 1), "counts": asdict(SYNTH_SIZES[settings["size"]])})
     _write_whole(out / _LAST, partial(tables[_LAST].to_csv, index=False))
