@@ -61,13 +61,17 @@ def _model_steps(parts, model, opt, scaler: MixedPrecision, ready: list, seed: i
     return seen
 
 
+def _ready(obj, raw: list, device: torch.device) -> list:
+    """Collated batches as the model step takes them: features and targets on ``device``."""
+    return [(obj.featurize(to_device(x, device)), to_device(t, device)) for x, t, _ in raw]
+
+
 def _round(parts, cfg, ds, device: torch.device, model, opt, scaler) -> dict[str, float]:
     """One measurement of every stage (samples/s)."""
     bs, obj, n, rates = cfg.optim.batch_size, parts.objective, len(ds), {}
     items, rates["augment"] = _timed(lambda: [ds[(i, 0)] for i in range(n)], n)
     raw = [obj.collate(items[k:k + bs]) for k in range(0, n - bs + 1, bs)]
-    ready, rates["batch"] = _timed(lambda: [(obj.featurize(to_device(x, device)), to_device(t, device))
-                                            for x, t, _ in raw], len(raw) * bs)
+    ready, rates["batch"] = _timed(lambda: _ready(obj, raw, device), len(raw) * bs)
     features = parts.features.to(device)
     with torch.no_grad():
         _, rates["single"] = _timed(lambda: [features(x.to(device)) for x, _, _ in items], n)
@@ -112,8 +116,7 @@ def main() -> None:
     opt = build_optimizer(model, cfg.optim)
     scaler = MixedPrecision(cfg.optim.amp, device)
     warm = [parts.objective.collate([ds[(i, 0)] for i in range(min(n, cfg.optim.batch_size))])]
-    _model_steps(parts, model, opt, scaler, [(parts.objective.featurize(to_device(x, device)), to_device(t, device))
-                                             for x, t, _ in warm], cfg.seed)                    # warm-up
+    _model_steps(parts, model, opt, scaler, _ready(parts.objective, warm, device), cfg.seed)     # warm-up
     rounds = [_round(parts, cfg, ds, device, model, opt, scaler) for _ in range(args.rounds)]
     rate = {k: float(np.median([r[k] for r in rounds])) for k in rounds[0]}
     d = Dist(device=device)
