@@ -13,6 +13,7 @@ from aslkit.transforms import (
     FingerTreeRotation,
     HorizontalFlip,
     OneOf,
+    PartMirror,
     RandomAffine,
     RandomTimeInterpolation,
     SubsetLayout,
@@ -40,9 +41,10 @@ TRANSFORMS = {
     "part_affine": lambda p: RandomAffine(p, groups=LAYOUT.parts()),
     "time": lambda p: RandomTimeInterpolation(p),
     "flip": lambda p: HorizontalFlip(p),
+    "lip_mirror": lambda p: PartMirror(p, C.subset_positions(C.CACHE_SUBSETS["islr"], C.LIPS)),
     "fingers": lambda p: FingerTreeRotation(p, joint_p=1.0),
     "default": lambda p: default_signs_augment(make_config(AugmentConfig, overrides={
-        k: p for k in ("affine_p", "part_affine_p", "interp_p", "finger_p", "flip_p")})),
+        k: p for k in ("affine_p", "part_affine_p", "interp_p", "finger_p", "lip_flip_p")})),
 }
 
 
@@ -182,10 +184,12 @@ def test_determinism_and_config_overrides():
     np.testing.assert_array_equal(aug(x, rng(5)), aug(x, rng(5)))
     outs = [aug(x, rng(s)) for s in range(6, 10)]
     assert any(o.shape != outs[0].shape or not np.allclose(o, outs[0], equal_nan=True) for o in outs[1:])
-    cfg = make_config(AugmentConfig, overrides=["flip_p=0", "affine_degree=[-5, 5]", "part_affine_shear=[-0.1, 0.1]"])
-    assert cfg.affine_degree == (-5.0, 5.0) and cfg.part_affine_shear == (-0.1, 0.1) and cfg.flip_p == 0.0
-    flip = default_signs_augment(cfg).transforms[-1]
-    assert isinstance(flip, HorizontalFlip) and flip.p == 0.0
+    cfg = make_config(AugmentConfig, overrides=["lip_flip_p=0", "affine_degree=[-5, 5]",
+                                                "part_affine_shear=[-0.1, 0.1]"])
+    assert cfg.affine_degree == (-5.0, 5.0) and cfg.part_affine_shear == (-0.1, 0.1) and cfg.lip_flip_p == 0.0
+    mirror = default_signs_augment(cfg).transforms[-1]
+    assert isinstance(mirror, PartMirror) and mirror.p == 0.0
+    assert not any(isinstance(t, HorizontalFlip) for t in default_signs_augment(cfg).transforms)
 
 
 def test_bad_values_are_named():
@@ -236,3 +240,22 @@ def test_affine_equals_the_textbook_map(grouped):
         np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
         np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
         assert np.nanmax(np.abs(out - x)) > 1e-3
+
+
+def test_part_mirror_reflects_the_lips_about_their_own_centre_and_nothing_else():
+    """The lip mirror (I2-T's "mirror flip"): lips permuted left <-> right and x reflected about their mean x; every
+    other point unchanged; twice is the identity; a part that is not its own mirror image is refused."""
+    x = sequence()
+    lips = C.subset_positions(C.CACHE_SUBSETS["islr"], C.LIPS)
+    mirror = PartMirror(1.0, lips)
+    out = mirror(x, rng())
+    swapped = LAYOUT.flip[lips]
+    centre = np.nanmean(x[:, lips, 0])
+    np.testing.assert_allclose(out[:, lips, 0], 2 * centre - x[:, swapped, 0], atol=1e-5)
+    np.testing.assert_array_equal(out[:, lips, 1:], x[:, swapped, 1:])
+    rest = np.setdiff1d(np.arange(LAYOUT.size), lips)
+    np.testing.assert_array_equal(out[:, rest], x[:, rest])
+    assert not np.allclose(out[:, lips], x[:, lips], equal_nan=True)
+    np.testing.assert_allclose(mirror(out, rng()), x, atol=1e-5)
+    with pytest.raises(ValueError, match="its own mirror image"):
+        PartMirror(1.0, LAYOUT.right_hand)

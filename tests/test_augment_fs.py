@@ -22,11 +22,11 @@ from aslkit.tasks.fingerspelling.augment import (
     fs_affine_groups,
     outer_cutmix,
 )
-from aslkit.transforms import HorizontalFlip, RandomAffine, SpatialMask, TimeMask
+from aslkit.transforms import HorizontalFlip, PartMirror, RandomAffine, SpatialMask, TimeMask
 
 L = FS_LAYOUT
-ALL_P = ("resample_p", "flip_p", "affine_p", "part_affine_p", "noise_p", "finger_drop_p", "block_mask_hands_p",
-         "block_mask_arms_p", "block_mask_lips_p", "block_mask_eyes_nose_p", "time_mask_p", "spatial_mask_p",
+ALL_P = ("resample_p", "lip_flip_p", "affine_p", "part_affine_p", "noise_p", "finger_drop_p", "block_mask_hands_p",
+         "block_mask_arms_p", "block_mask_lips_p", "time_mask_p", "spatial_mask_p",
          "feature_mask_p")
 
 
@@ -64,6 +64,7 @@ def runs(flags: np.ndarray) -> list[tuple[int, int]]:
 
 TRANSFORMS = {
     "flip": lambda p: HorizontalFlip(p, layout=L),
+    "lip_mirror": lambda p: PartMirror(p, FS_GROUPS["lips"], layout=L),
     "part_affine": lambda p: RandomAffine(p, groups=fs_affine_groups()),
     "resample": lambda p: RandomResample(p),
     "finger_drop": lambda p: FingerDrop(p),
@@ -311,17 +312,19 @@ def test_default_pipeline_shapes_and_values(T):
 
 
 def test_config_yaml_round_trip_and_overrides(tmp_path):
-    cfg = make_config(FSAugmentConfig, overrides=["flip_p=0", "time_mask_counts=[1, 3]", "resample_scale=[0.8, 1.2]",
-                                                  "finger_drop_n=[1, 2]"])
-    assert cfg.flip_p == 0.0 and cfg.time_mask_counts == (1, 3) and cfg.resample_scale == (0.8, 1.2)
+    cfg = make_config(FSAugmentConfig, overrides=["lip_flip_p=0", "time_mask_counts=[1, 3]",
+                                                  "resample_scale=[0.8, 1.2]", "finger_drop_n=[1, 2]"])
+    assert cfg.lip_flip_p == 0.0 and cfg.time_mask_counts == (1, 3) and cfg.resample_scale == (0.8, 1.2)
     back = load_config(FSAugmentConfig, save_config(cfg, tmp_path / "aug.yaml"))
     assert back == cfg
     assert load_config(FSAugmentConfig, save_config(FSAugmentConfig(), tmp_path / "d.yaml")) == FSAugmentConfig()
     for f in dataclasses.fields(FSAugmentConfig):
         assert f.type in ("float", "int", "tuple[float, float]", "tuple[int, int]", "tuple[int, ...]"), f
     pipe = default_fs_augment(cfg)
-    flips = [t for t in pipe.transforms if isinstance(t, HorizontalFlip)]
-    assert len(flips) == 1 and flips[0].p == 0.0 and flips[0].layout is L
+    mirrors = [t for t in pipe.transforms if isinstance(t, PartMirror)]
+    assert len(mirrors) == 1 and mirrors[0].p == 0.0 and mirrors[0].layout is L
+    assert not any(isinstance(t, HorizontalFlip) for t in pipe.transforms)
+    np.testing.assert_array_equal(np.sort(mirrors[0].positions), np.sort(FS_GROUPS["lips"]))
 
 
 def test_bad_values_are_named():

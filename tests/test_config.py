@@ -80,8 +80,8 @@ def test_profile_from_environment(monkeypatch):
 
 def test_free_form_dict_sub_configs():
     from aslkit.train import make_train_config
-    cfg = make_train_config("ci", ["model.layers=3", "augment.flip_p=0.25", "optim.epochs=5"])
+    cfg = make_train_config("ci", ["model.layers=3", "augment.lip_flip_p=0.25", "optim.epochs=5"])
     assert cfg.model["layers"] == 3 and cfg.model["hidden"] == 64          # preset keys kept
-    assert cfg.augment == {"flip_p": 0.25} and cfg.optim.epochs == 5
+    assert cfg.augment == {"lip_flip_p": 0.25} and cfg.optim.epochs == 5
     with pytest.raises(TypeError, match="expected a mapping"):
         apply_overrides(cfg, {"model": 3})

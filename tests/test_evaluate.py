@@ -6,7 +6,7 @@ import pandas as pd
 
 from aslkit import constants as C
 from aslkit.evaluate import validate
-from aslkit.tasks.signs.evaluate import report_tables, topk_hits
+from aslkit.tasks.signs.evaluate import oof_summary, per_participant_accuracy, report_tables, topk_hits
 
 
 def _oof():
@@ -30,6 +30,18 @@ def test_tables():
     assert (conf.iloc[0]["label"], conf.iloc[0]["pred"], conf.iloc[0]["count"]) == (2, 1, 2)
     assert conf.iloc[0]["sign"] == C.signs()[2] and conf.iloc[0]["predicted"] == C.signs()[1]
     assert topk_hits(logits, oof["label"].to_numpy(), 1).mean() == 2 / 6
+
+
+def test_per_participant_accuracy_is_the_reports_table_and_the_zoo_row(tmp_path):
+    oof, logits = _oof()
+    table = report_tables(oof, logits, list(C.signs()))["per_participant"]
+    top5 = topk_hits(logits, oof["label"].to_numpy(), 5)
+    pd.testing.assert_frame_equal(per_participant_accuracy(oof, top5), table)
+    pd.testing.assert_frame_equal(per_participant_accuracy(oof), table[["n", "accuracy"]])
+    assert list(table.index) == [8, 7]                                     # worst first
+    oof.to_csv(tmp_path / "oof.csv", index=False)
+    assert oof_summary(tmp_path) == {"n": 6, "OOF accuracy": 2 / 6, "min participant accuracy": 0.0,
+                                     "worst participant": 8, "max participant accuracy": 2 / 3}
 
 
 def test_validate_writes_report(tmp_path):

@@ -31,7 +31,7 @@ TINY = {"optim.epochs": 1, "optim.batch_size": 16, "max_train_samples": 32, "mod
         "model.heads": 2, "model.intermediate": 64, "features.max_len": 16, "seed": 3}
 SPACE = {"optim.lr": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True},
          "model.dropout": {"type": "float", "low": 0.0, "high": 0.3},
-         "augment.flip_p": {"type": "float", "low": 0.0, "high": 0.5},
+         "augment.lip_flip_p": {"type": "float", "low": 0.0, "high": 0.5},
          "optim.optimizer": {"type": "categorical", "choices": ["ranger", "adamw"]}}
 
 
@@ -125,7 +125,7 @@ def test_study_trials_resume_and_command(cache, tmp_path, monkeypatch):
         assert c["optim"]["lr"] == pytest.approx(t.params["optim.lr"])
         assert c["optim"]["optimizer"] == t.params["optim.optimizer"]
         assert c["model"]["dropout"] == pytest.approx(t.params["model.dropout"])
-        assert c["augment"]["flip_p"] == pytest.approx(t.params["augment.flip_p"])
+        assert c["augment"]["lip_flip_p"] == pytest.approx(t.params["augment.lip_flip_p"])
         assert c["optim"]["epochs"] == 1 and c["max_train_samples"] == 32
         metrics = pd.read_csv(run / "metrics.csv")
         assert t.value == pytest.approx(metrics["val_acc"].max())

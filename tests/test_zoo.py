@@ -25,6 +25,7 @@ from aslkit.tasks.signs.objective import ClassificationObjective, SignsSampler, 
 from aslkit.tensor_ops import MixPlan, apply_mix
 from aslkit.train import make_train_config, set_epoch
 from aslkit.transforms import Compose, Transform
+from aslkit.zoo import ENSEMBLE_DIR, zoo_table
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -232,3 +233,54 @@ def test_ensemble_graph_is_the_weighted_logit_sum():
     with pytest.raises(ValueError, match="weights"):
         EnsembleGraderModel([Const([1.0])], [0.5, 0.5])
     assert C.SLUG_SIGNS == "asl-signs"
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The zoo table: accuracy spread over the held-out participants
+# ------------------------------------------------------------------------------------------------------------------
+def _participant_run(path, participants, correct, confident, model_name):
+    """A fake run whose OOF predictions are right exactly where ``correct`` says, with logit 4 on its prediction
+    where ``confident`` and 1 elsewhere (so a 50/50 ensemble follows the confident member)."""
+    labels = np.arange(len(correct)) % 4
+    pred = np.where(correct, labels, (labels + 1) % 4)
+    logits = np.eye(4)[pred] * np.where(confident, 4.0, 1.0)[:, None]
+    path.mkdir(parents=True)
+    pd.DataFrame({"sequence_id": np.arange(len(correct)), "participant_id": participants, "label": labels,
+                  "fold": 0, "pred": pred}).to_csv(path / "oof.csv", index=False)
+    np.save(path / "oof_logits.npy", logits.astype(np.float32))
+    (path / "config.yaml").write_text(f"task: asl-signs\nmodel_name: {model_name}\n")
+    (path / "data.json").write_text(json.dumps({"prepared_dir": "p", "data_dir": "d", "subset": [0]}))
+    return path
+
+
+def test_zoo_table_shows_the_spread_over_participants(tmp_path):
+    participants = np.repeat([13, 11, 12], 4)                    # 4 sequences each, not in id order
+    per = lambda a, b, c: np.array(a + b + c, bool)  # noqa: E731  (participant 13, 11, 12)
+    # transformer: 13 -> 4/4, 11 -> 1/4, 12 -> 3/4; confident on 13 and 12
+    _participant_run(tmp_path / "transformer", participants, per([1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 1, 0]),
+                     participants != 11, "transformer")
+    # cnn: 13 -> 1/4, 11 -> 2/4, 12 -> 1/4 (the worst is a tie of 12 and 13: the smaller id); confident on 11
+    _participant_run(tmp_path / "cnn", participants, per([1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 1]),
+                     participants == 11, "cnn")
+    make_ensemble(EnsembleConfig(runs=[str(tmp_path / "transformer"), str(tmp_path / "cnn")],
+                                 name=str(tmp_path / ENSEMBLE_DIR), weights=[0.5, 0.5]))
+    # the ensemble follows the confident member: 13 -> 4/4 (transformer), 11 -> 2/4 (cnn), 12 -> 3/4 (transformer)
+    t = zoo_table(C.SLUG_SIGNS, tmp_path, ["transformer", "cnn"])
+    assert list(t.index) == ["transformer", "cnn", ENSEMBLE_DIR]
+    cols = ["n", "OOF accuracy", "min participant accuracy", "worst participant", "max participant accuracy"]
+    assert set(cols) <= set(t.columns)
+    assert t.loc["transformer", cols].tolist() == [12, 8 / 12, 0.25, 11, 1.0]
+    assert t.loc["cnn", cols].tolist() == [12, 4 / 12, 0.25, 12, 0.5]
+    assert t.loc[ENSEMBLE_DIR, cols].tolist() == [12, 9 / 12, 0.5, 11, 1.0]
+
+
+def test_fingerspelling_zoo_table_shows_the_score_spread_over_participants(tmp_path):
+    run = tmp_path / "fs_run"                                     # the unnamed member: the folder itself
+    run.mkdir()
+    pd.DataFrame({"sequence_id": [1, 2, 3], "participant_id": [9, 5, 5], "fold": 0,
+                  "phrase": ["hello", "abcd", "nan"], "pred": ["hallo", "abcd", ""],
+                  "length": [40, 40, 40]}).to_csv(run / "oof.csv", index=False)
+    t = zoo_table(C.SLUG_FS, run, [""])
+    # participant 9: 5 characters, 1 edit; participant 5: 7 characters ("nan" is a phrase), 3 edits
+    assert t.loc["fs_run", ["n", "OOF score", "min participant score", "worst participant",
+                            "max participant score"]].tolist() == [3, 8 / 12, 4 / 7, 5, 4 / 5]

@@ -269,6 +269,34 @@ class HorizontalFlip(Transform):
         return out
 
 
+class PartMirror(Transform):
+    """Mirror of one part only (I2-T's lip "mirror flip"): the points ``positions`` of the subset are reflected
+    about their own NaN-aware mean x over the sequence and permuted left <-> right, the rest of the frame is left as
+    it is. For feature modules that mirror every frame to the signer's dominant side, where a whole-frame
+    ``HorizontalFlip`` is undone and only a part mirrored on its own reaches the model."""
+
+    def __init__(self, p: float, positions: np.ndarray, layout: SubsetLayout | None = None):
+        super().__init__(p)
+        self.layout = layout or SubsetLayout.of()
+        self.positions = np.asarray(positions, dtype=np.int64)
+        swapped = self.layout.flip[self.positions]
+        if set(swapped.tolist()) != set(self.positions.tolist()):
+            raise ValueError("PartMirror: the flip map takes some of these points outside the part; give a part "
+                             "that is its own mirror image (e.g. the lips)")
+        self.swapped = swapped
+
+    def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        self.layout.check(x)
+        part = x[:, self.swapped]
+        valid = ~np.isnan(part[..., 0])
+        if not valid.any():
+            return x
+        out = x.copy()
+        out[:, self.positions] = part
+        out[:, self.positions, 0] = 2 * part[..., 0][valid].mean() - part[..., 0]
+        return out
+
+
 def finger_trees(wrist_trees: bool = True) -> list[tuple[int, np.ndarray]]:
     """The finger trees ``(root, children)`` of I2-T (hand landmark indices): along each finger route
     ``wrist -> ... -> tip``, every joint but the tip is a root and the joints after it are its children (20 trees;

@@ -1,6 +1,6 @@
 """Hyper-parameter search (``aslkit tune``): an Optuna study over ``TrainConfig`` keys, every trial an ordinary run.
 
-- The search space maps dotted ``TrainConfig`` keys (``optim.lr``, ``model.dropout``, ``augment.flip_p``, ...) to
+- The search space maps dotted ``TrainConfig`` keys (``optim.lr``, ``model.dropout``, ``augment.lip_flip_p``, ...) to
   specs: ``{"type": "float", "low": 1e-4, "high": 3e-3, "log": true}``, ``{"type": "int", "low": 16, "high": 32,
   "step": 4}`` or ``{"type": "categorical", "choices": ["ranger", "adamw"]}``. ``SPACES`` holds named ones; a key
   also given as a base override is fixed at that value and left out of the search.
@@ -49,7 +49,7 @@ _SIGNS = {
     "augment.affine_p": {"type": "float", "low": 0.3, "high": 1.0},
     "augment.interp_p": {"type": "float", "low": 0.0, "high": 0.6},
     "augment.finger_p": {"type": "float", "low": 0.3, "high": 1.0},
-    "augment.flip_p": {"type": "float", "low": 0.0, "high": 0.5},
+    "augment.lip_flip_p": {"type": "float", "low": 0.0, "high": 0.5},
 }
 SPACES: dict[str, dict[str, dict[str, Any]]] = {
     # asl-signs, transformer family (I2-T's augmentations, BERT dropout)
@@ -64,7 +64,7 @@ SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "model.dropout": {"type": "float", "low": 0.0, "high": 0.3},
         "augment.resample_p": {"type": "float", "low": 0.0, "high": 0.8},
         "augment.affine_p": {"type": "float", "low": 0.2, "high": 1.0},
-        "augment.flip_p": {"type": "float", "low": 0.0, "high": 0.5},
+        "augment.lip_flip_p": {"type": "float", "low": 0.0, "high": 0.5},
         "augment.cutmix_p": {"type": "float", "low": 0.0, "high": 0.5},
         "augment.time_mask_p": {"type": "float", "low": 0.0, "high": 0.5},
     },

@@ -1,6 +1,7 @@
 """Several models of one task side by side, as the notebooks run them: one run folder per model under an experiment
 folder, an ensemble of them (asl-signs), and one table of every model and the ensemble on the same held-out
-participants (OOF accuracy, TFLite grader-clone accuracy, latency, size).
+participants (OOF accuracy and its lowest and highest value per participant, TFLite grader-clone accuracy,
+latency, size).
 
 Layout of an experiment folder ``<run>``: ``<run>/<model_name>/`` per family and ``<run>/ensemble/`` (asl-signs);
 with a single unnamed member (fingerspelling's default) ``<run>`` itself is the run folder.
@@ -136,18 +137,18 @@ def score_zoo(run: str | Path, members: list[str]) -> dict[str, dict]:
 
 
 def zoo_table(task: str, run: str | Path, members: list[str]) -> pd.DataFrame:
-    """Every member and the ensemble on the same held-out participants: OOF accuracy (torch), and where the model
-    was converted and graded, the TFLite grader-clone accuracy, mean latency per sequence and size."""
-    families = plugin(task).families
+    """Every member and the ensemble on the same held-out participants: OOF accuracy (torch; fingerspelling: OOF
+    score) with its spread over the participants (the worst participant's accuracy and id, the best one's: the
+    task's ``oof_summary``, from the validation report's per-participant table), and where the model was converted
+    and graded, the TFLite grader-clone accuracy, mean latency per sequence and size."""
+    task_plugin = plugin(task)
+    families = task_plugin.families
     folders = {m or Path(run).name: member_dir(run, m) for m in members}
     if (Path(run) / ENSEMBLE_DIR / "ensemble.json").is_file() and len(members) > 1:
         folders[ENSEMBLE_DIR] = Path(run) / ENSEMBLE_DIR
     rows = {}
     for name, f in folders.items():
-        oof = pd.read_csv(f / "oof.csv")
-        row = {"model": families.description(name), "n": len(oof)}
-        if "label" in oof:
-            row["OOF accuracy"] = float((oof["pred"] == oof["label"]).mean())
+        row = {"model": families.description(name), **task_plugin.oof_summary(f)}
         score = f / "score.json"
         if score.is_file():
             s = json.loads(score.read_text())

@@ -181,10 +181,24 @@ class TaskPlugin:
     score_table: Callable[[dict], pd.Series]      # headline figures of ``score_run``
     validate: Callable[[list, Any], dict]         # OOF report of run folders
     validation_plots: Callable[[list, dict], list]
+    oof_summary: Callable[[Path], dict]           # run folder -> n, OOF metric and its spread over participants
     example_rows: Callable[[Any, int], pd.DataFrame]     # rows of a cache worth plotting, with a ``title``
     zoo_members: Callable[[str, list | None], list[str]]  # (profile, models) -> member names of an experiment
     tune_space: str                               # the default search space of ``aslkit tune``
     make_ensemble: Callable[..., Path] | None = None   # (member runs, name, weights_from, weights) -> folder
+
+
+def participant_spread(per_participant: pd.DataFrame, metric: str) -> dict[str, Any]:
+    """The spread of column ``metric`` of a per-participant table (indexed by participant id) as the zoo table's
+    columns: ``min participant <metric>``, ``worst participant`` (its id; ties: the smallest id) and
+    ``max participant <metric>`` (NaN and no id without a defined value)."""
+    values = per_participant[metric].dropna().sort_index(kind="mergesort")
+    if values.empty:
+        return {f"min participant {metric}": np.nan, "worst participant": None, f"max participant {metric}": np.nan}
+    worst = values.idxmin()
+    return {f"min participant {metric}": float(values[worst]),
+            "worst participant": worst.item() if hasattr(worst, "item") else worst,
+            f"max participant {metric}": float(values.max())}
 
 
 def require_task(config_task: str, slug: str, what: str) -> None:

@@ -7,7 +7,7 @@ transform masks. The framework (``Transform``, ``Compose``, ``OneOf``, ``RandomA
 ``RandomTimeInterpolation``, ``TimeMask``, ``SpatialMask``) is ``aslkit.transforms``; this module adds the
 fingerspelling transforms:
 
-* F1 (1st place): ``HorizontalFlip`` with the FS_130 left/right permutation, ``FingerDrop`` (fingers NaN inside
+* F1 (1st place): ``FingerDrop`` (fingers NaN inside
   random time windows), ``TimeMask`` (one of 1 x 20-40 %, 2 x 10-20 % or 4 x 5-10 % of the frames), ``SpatialMask``
   (a box of 5-10 % of the landmark bounding box), a global ``RandomAffine``, and ``outer_cutmix`` (two sequences of
   the same participant, done by the dataset because it needs a second sample);
@@ -27,9 +27,9 @@ import numpy as np
 from aslkit import constants as C
 from aslkit.transforms import (
     Compose,
-    HorizontalFlip,
     IntRange,
     OneOf,
+    PartMirror,
     RandomAffine,
     RandomTimeInterpolation,
     Range,
@@ -195,7 +195,7 @@ class FSAugmentConfig:
 
     resample_p: float = 0.5                                       # F5 RandomResample(limit=0.5, p=0.5)
     resample_scale: tuple[float, float] = (0.5, 1.5)              # F5 (F1: 0.3-2.0, p=0.8)
-    flip_p: float = 0.5                                           # F1 (and F5)
+    lip_flip_p: float = 0.5                                       # F1's flip p, on the lips (module doc)
     affine_p: float = 0.75                                        # F1 SpatialAffine
     affine_scale: tuple[float, float] = (0.7, 1.3)                # F1
     affine_shear: tuple[float, float] = (-0.2, 0.2)               # F1
@@ -220,8 +220,6 @@ class FSAugmentConfig:
     block_mask_arms_ratio: float = 0.1                            # F5
     block_mask_lips_p: float = 0.25                               # F5 lips group
     block_mask_lips_ratio: float = 0.1                            # F5
-    block_mask_eyes_nose_p: float = 0.25                          # choice (as lips; F5 has no eyes/nose)
-    block_mask_eyes_nose_ratio: float = 0.1                       # choice
     time_mask_p: float = 0.5                                      # F1 OneOf(TemporalMask x3, p=0.5)
     time_mask_size: tuple[float, float] = (0.2, 0.4)              # F1: total fraction of T ...
     time_mask_counts: tuple[int, ...] = (1, 2, 4)                 # ... split into 1, 2 or 4 spans (F1)
@@ -233,7 +231,7 @@ class FSAugmentConfig:
 
 
 def default_fs_augment(cfg: FSAugmentConfig | None = None) -> Compose:
-    """The per-sample fingerspelling training pipeline for FS_130 sequences, in order: time resample, flip,
+    """The per-sample fingerspelling training pipeline for FS_130 sequences, in order: time resample, lip mirror,
     global affine, per-group affine, frame noise, finger drop, per-group frame block masks, time mask, spatial
     mask, feature mask (``outer_cutmix`` is the dataset's, before this)."""
     cfg = cfg or FSAugmentConfig()
@@ -244,7 +242,7 @@ def default_fs_augment(cfg: FSAugmentConfig | None = None) -> Compose:
     block = cfg.block_mask_size
     return Compose([
         RandomResample(cfg.resample_p, cfg.resample_scale),
-        HorizontalFlip(cfg.flip_p, layout=FS_LAYOUT),
+        PartMirror(cfg.lip_flip_p, FS_GROUPS["lips"], layout=FS_LAYOUT),
         RandomAffine(cfg.affine_p, cfg.affine_scale, cfg.affine_shift, cfg.affine_degree, cfg.affine_shear),
         RandomAffine(cfg.part_affine_p, cfg.part_affine_scale, cfg.part_affine_shift, cfg.part_affine_degree,
                      cfg.part_affine_shear, groups=fs_affine_groups()),
@@ -253,7 +251,6 @@ def default_fs_augment(cfg: FSAugmentConfig | None = None) -> Compose:
         FrameBlockMask(FS_GROUPS["hands"], cfg.block_mask_hands_p, cfg.block_mask_hands_ratio, block),
         FrameBlockMask(FS_GROUPS["arms"], cfg.block_mask_arms_p, cfg.block_mask_arms_ratio, block),
         FrameBlockMask(FS_GROUPS["lips"], cfg.block_mask_lips_p, cfg.block_mask_lips_ratio, block),
-        FrameBlockMask(FS_GROUPS["eyes_nose"], cfg.block_mask_eyes_nose_p, cfg.block_mask_eyes_nose_ratio, block),
         OneOf(time_masks, p=cfg.time_mask_p),
         SpatialMask(cfg.spatial_mask_p, cfg.spatial_mask_size),
         FeatureMask(cfg.feature_mask_p, cfg.feature_mask_ratio),

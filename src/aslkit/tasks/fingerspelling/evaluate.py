@@ -16,6 +16,7 @@ import pandas as pd
 
 from aslkit.plotting import plt
 from aslkit.runs import write_csv_atomic, write_json_atomic
+from aslkit.tasks.base import participant_spread
 
 
 def fs_score(labels: Sequence[str], preds: Sequence[str]) -> float:
@@ -100,6 +101,24 @@ def _binned(values: pd.Series, edges: Sequence[float]) -> pd.Series:
     return pd.cut(values, list(edges), right=False, labels=_bin_labels(edges))
 
 
+def _per_participant(df: pd.DataFrame) -> pd.DataFrame:
+    """``_score_table`` per ``participant_id`` of OOF rows with distances, worst first (ties by participant id)."""
+    return _score_table(df, "participant_id").sort_values("score", kind="mergesort")
+
+
+def per_participant_scores(oof: pd.DataFrame) -> pd.DataFrame:
+    """n, chars, summed distance and score ``(chars - distance) / chars`` per participant, worst first."""
+    return _per_participant(_with_distances(oof))
+
+
+def oof_summary(run: str | Path) -> dict:
+    """A run folder's row of the zoo table: ``n`` and ``OOF score`` ((N - D) / N) of its ``oof.csv``, and the
+    spread of the per-participant score (``per_participant_scores``) over the held-out participants."""
+    oof = read_fs_oof(Path(run) / "oof.csv")
+    return {"n": len(oof), "OOF score": fs_score(oof["phrase"], oof["pred"]),
+            **participant_spread(per_participant_scores(oof), "score")}
+
+
 def edit_counts(oof: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Edit operations from label to prediction: (label char, predicted char) replacement counts, and per character
     its count in the labels, times replaced, deleted (missing from the prediction) and inserted (spurious)."""
@@ -150,7 +169,7 @@ def fs_report_tables(oof: pd.DataFrame) -> dict[str, pd.DataFrame]:
     overall.index.name = "fold"
     subs, per_char = edit_counts(df)
     return {"overall": overall,
-            "per_participant": _score_table(df, "participant_id").sort_values("score", kind="mergesort"),
+            "per_participant": _per_participant(df),
             "per_phrase_type": _score_table(df, "phrase_type"),
             "per_length_bin": _score_table(df.assign(length_bin=_binned(df["length"], LENGTH_BINS)), "length_bin"),
             "per_frames_per_char": _score_table(

@@ -62,5 +62,5 @@ PLUGIN = TaskPlugin(
     prepare_overrides=prepare_overrides, resolve_prepare=resolve_fs_config, cache_mismatch=cache_mismatch,
     build_task=objective.build_task, score_key=objective.CTCObjective.score_key,
     task_export=export.task_export, score_run=grade.score_run, score_table=grade.score_table,
-    validate=evaluate.validate_fs, validation_plots=evaluate.validation_plots, example_rows=example_rows,
-    zoo_members=zoo_members, tune_space="fs")
+    validate=evaluate.validate_fs, validation_plots=evaluate.validation_plots, oof_summary=evaluate.oof_summary,
+    example_rows=example_rows, zoo_members=zoo_members, tune_space="fs")

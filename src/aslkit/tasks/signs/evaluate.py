@@ -10,6 +10,7 @@ import pandas as pd
 from aslkit import constants as C
 from aslkit.plotting import plt
 from aslkit.runs import write_csv_atomic, write_json_atomic
+from aslkit.tasks.base import participant_spread
 
 
 def load_oof(runs: list[str | Path]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -28,13 +29,31 @@ def topk_hits(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return (np.argsort(-logits, axis=1)[:, :k] == labels[:, None]).any(1)
 
 
+def per_participant_accuracy(oof: pd.DataFrame, top5: np.ndarray | None = None) -> pd.DataFrame:
+    """``n`` and ``accuracy`` (and ``top5`` with the rows' top-5 hits, ``topk_hits``) per ``participant_id`` of OOF
+    rows, worst first (ties by participant id)."""
+    df = oof.assign(correct=oof["pred"] == oof["label"])
+    aggs = {"n": ("correct", "size"), "accuracy": ("correct", "mean")}
+    if top5 is not None:
+        df = df.assign(top5=np.asarray(top5))
+        aggs["top5"] = ("top5", "mean")
+    return df.groupby("participant_id").agg(**aggs).sort_values("accuracy", kind="mergesort")
+
+
+def oof_summary(run: str | Path) -> dict:
+    """A run folder's row of the zoo table: ``n`` and ``OOF accuracy`` of its ``oof.csv``, and the spread of the
+    per-participant accuracy (``per_participant_accuracy``) over the held-out participants."""
+    oof = pd.read_csv(Path(run) / "oof.csv")
+    return {"n": len(oof), "OOF accuracy": float((oof["pred"] == oof["label"]).mean()),
+            **participant_spread(per_participant_accuracy(oof), "accuracy")}
+
+
 def report_tables(oof: pd.DataFrame, logits: np.ndarray, names: list[str]) -> dict[str, pd.DataFrame]:
     """Accuracy overall/per fold, per participant and per sign, and the most confused (true, predicted) pairs."""
     df = oof.assign(correct=oof["pred"] == oof["label"], top5=topk_hits(logits, oof["label"].to_numpy(), 5))
     per_fold = df.groupby("fold").agg(n=("correct", "size"), accuracy=("correct", "mean"), top5=("top5", "mean"))
     per_fold.loc["all"] = [len(df), df["correct"].mean(), df["top5"].mean()]
-    per_part = df.groupby("participant_id").agg(n=("correct", "size"), accuracy=("correct", "mean"),
-                                                top5=("top5", "mean")).sort_values("accuracy")
+    per_part = per_participant_accuracy(oof, df["top5"].to_numpy())
     per_sign = df.groupby("label").agg(n=("correct", "size"), accuracy=("correct", "mean")).reset_index()
     per_sign.insert(1, "sign", [names[i] for i in per_sign["label"]])
     wrong = df[~df["correct"]]

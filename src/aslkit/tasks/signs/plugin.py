@@ -64,5 +64,5 @@ PLUGIN = TaskPlugin(
     build_task=objective.build_task,
     score_key=objective.ClassificationObjective.score_key, task_export=export.task_export,
     score_run=grade.score_run, score_table=grade.score_table, validate=evaluate.validate,
-    validation_plots=evaluate.validation_plots, example_rows=example_rows, zoo_members=zoo_members,
-    tune_space="signs", make_ensemble=ensemble_of)
+    validation_plots=evaluate.validation_plots, oof_summary=evaluate.oof_summary, example_rows=example_rows,
+    zoo_members=zoo_members, tune_space="signs", make_ensemble=ensemble_of)

@@ -20,7 +20,7 @@ DESCRIPTION = "F5: dominant hand, arms and lips per frame -> Conv1d stem + rotar
 # strength is for 67k sequences and hundreds of epochs; the full preset keeps FSAugmentConfig's defaults)
 FS_LIGHT_AUGMENT = {"resample_p": 0.3, "resample_scale": (0.8, 1.25), "affine_p": 0.5, "affine_degree": (-15.0, 15.0),
                     "part_affine_p": 0.0, "noise_p": 0.0, "finger_drop_p": 0.0, "block_mask_hands_p": 0.0,
-                    "block_mask_arms_p": 0.1, "block_mask_lips_p": 0.1, "block_mask_eyes_nose_p": 0.0,
+                    "block_mask_arms_p": 0.1, "block_mask_lips_p": 0.1,
                     "time_mask_p": 0.0, "spatial_mask_p": 0.0, "feature_mask_p": 0.0, "cutmix_p": 0.2}
 
 

@@ -172,7 +172,9 @@ class FaceCutMix(Transform):
 
 def frames_augment(cfg: FramesAugmentConfig | None = None, subset: np.ndarray | None = None) -> Compose:
     """I6's training augmentation, in this order: start/end crop, face CutMix, mirrored-hand fill, interpolation
-    of missing values, horizontal flip, rotation, scaling (for sequences of ``subset``, default ``islr``)."""
+    of missing values, horizontal flip, rotation, scaling (for sequences of ``subset``, default ``islr``). The
+    scaling is per part (each hand, the face, the pose about its own centre): a scale of the whole frame would be
+    undone by the features' per-axis normalisation (``tests/test_augment_acts.py``)."""
     cfg = cfg or FramesAugmentConfig()
     subset = np.asarray(C.CACHE_SUBSETS["islr"] if subset is None else subset)
     layout = SubsetLayout.of(subset)
@@ -187,5 +189,5 @@ def frames_augment(cfg: FramesAugmentConfig | None = None, subset: np.ndarray | 
         InterpolateMissing(cfg.interp_p),
         HorizontalFlip(cfg.flip_p, layout),
         RandomAffine(cfg.rotate_p, scale=None, shift=None, degree=cfg.rotate_degree),
-        RandomAffine(cfg.scale_p, scale=cfg.scale, shift=None, degree=None),
+        RandomAffine(cfg.scale_p, scale=cfg.scale, shift=None, degree=None, groups=layout.parts()),
     ])
