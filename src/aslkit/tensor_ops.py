@@ -181,6 +181,21 @@ def nan_to_zero(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x0, valid
 
 
+def dominant_side(x: torch.Tensor, keep: torch.Tensor, keep_mirrored: torch.Tensor, hand: slice
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points ``keep`` of ``x`` ``[T, S, 3]`` (0 where missing) and their validity ``[T, len(keep)]``, read from the
+    mirrored frame (``keep_mirrored``, the flip permutation of ``keep``, with ``x -> 1 - x``) when that shows more of
+    the hand at positions ``hand`` of ``keep`` (the left hand has fewer missing points): a left-handed recording
+    gives the points of the mirrored right-handed one. An arithmetic blend, no branch on data (exportable)."""
+    pts, v = nan_to_zero(x.index_select(1, keep))
+    mpts, mv = nan_to_zero(x.index_select(1, keep_mirrored))
+    sign = torch.tensor([-1.0, 1.0, 1.0], dtype=x.dtype, device=x.device)
+    offset = torch.tensor([1.0, 0.0, 0.0], dtype=x.dtype, device=x.device)
+    mpts = (mpts * sign + offset) * mv.unsqueeze(-1)
+    w = (mv[:, hand].sum() > v[:, hand].sum()).to(pts.dtype)
+    return w * mpts + (1 - w) * pts, w * mv + (1 - w) * v
+
+
 def masked_mean(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean over time of ``h`` ``[B, L, D]``, counting only frames where ``mask`` is 1 (all frames if None)."""
     if mask is None:

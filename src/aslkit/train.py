@@ -408,6 +408,38 @@ def train_epoch(model, loader, optimizer, scheduler, ema, parts: TaskParts, cfg:
     return row
 
 
+def closed_form(model: nn.Module) -> bool:
+    """Whether ``model`` is fitted in one pass over all training samples (``model.fit(inputs, targets)``, e.g. the
+    non-deep reference's logistic regression) instead of by gradient steps."""
+    return bool(getattr(model, "closed_form", False))
+
+
+def check_closed_form(model: nn.Module, cfg: TrainConfig, d: Dist) -> None:
+    """ConfigError naming the setting when a closed-form model meets a gradient-step setting it cannot honour."""
+    if not closed_form(model):
+        return
+    r = cfg.recipe
+    steps = {"optim.ema_decay": cfg.optim.ema_decay, "recipe.teacher": r.teacher, "recipe.student": r.student,
+             "recipe.mean_teacher": r.mean_teacher, "recipe.awp_lr": r.awp_lr, "recipe.ousm_k": r.ousm_k,
+             "loss.mixup_p": cfg.loss.mixup_p, "loss.manifold_mixup_p": cfg.loss.manifold_mixup_p,
+             "more than one process (torchrun)": d.world > 1}
+    used = [k for k, v in steps.items() if v]
+    if used:
+        raise ConfigError(f"model_name={cfg.model_name!r} is fitted in one pass, not by gradient steps: "
+                          f"turn off {', '.join(used)}")
+
+
+def fit_epoch(model: nn.Module, loader: DataLoader, parts: TaskParts, d: Dist) -> dict[str, float]:
+    """One pass of a closed-form model: every training batch's inputs and targets (features computed as for any
+    model) gathered and given to ``model.fit`` at once; returns its training loss and statistic."""
+    inputs, targets = [], []
+    for x, t, _ in tqdm(loader, desc="features", leave=False, disable=not d.main):
+        x, t = device_inputs(parts.objective, x, t, d.device)
+        inputs.append(x)
+        targets.append(t)
+    return model.fit(torch.cat(inputs), torch.cat(targets))
+
+
 class MixedPrecision(torch.amp.GradScaler):
     """A run's mixed precision (``optim.amp``, CUDA only): bf16 autocast where the GPU supports it (no loss scaling
     needed), else fp16 autocast with this gradient scaler; off on the CPU."""
@@ -521,6 +553,7 @@ def _train(cfg: TrainConfig, run: Path, resume: str | Path | None, parts: TaskPa
     train_loader = make_loader(ds_train, o.batch_size, True, d, cfg.workers, cfg.seed, collate)
     val_loader = make_loader(ds_val, o.batch_size, False, Dist(0, 1, d.device), cfg.workers, cfg.seed, collate)
     model = parts.model.to(d.device)
+    check_closed_form(model, cfg, d)
     copied = init_from_run(model, cfg.recipe.init_from) if cfg.recipe.init_from and resume is None else []
     optimizer = build_optimizer(model, o)
     total_steps = o.epochs * len(train_loader)
@@ -545,8 +578,8 @@ def _train(cfg: TrainConfig, run: Path, resume: str | Path | None, parts: TaskPa
     for epoch in range(state["epoch"], o.epochs):
         t0 = time.time()
         train_loader.sampler.set_epoch(epoch)
-        row = {"epoch": epoch + 1, **train_epoch(net, train_loader, optimizer, scheduler, ema, parts, o, d, scaler,
-                                                 epoch, cfg.seed, rec, student)}
+        row = {"epoch": epoch + 1, **(fit_epoch(model, train_loader, parts, d) if closed_form(model) else train_epoch(
+            net, train_loader, optimizer, scheduler, ema, parts, o, d, scaler, epoch, cfg.seed, rec, student))}
         if d.main:
             row.update(lr=optimizer.param_groups[0]["lr"])
             _validate_epoch(run, cfg, state, row, eval_model_of(model, ema), val_loader, parts, d, t0)

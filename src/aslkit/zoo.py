@@ -19,7 +19,7 @@ from aslkit.export import ConvertConfig, convert
 from aslkit.paths import logs_root
 from aslkit.runs import TrainConfig, checkpoint_path, is_finished
 from aslkit.submit import package, score_run
-from aslkit.tasks.registry import plugin
+from aslkit.tasks.registry import plugin, reference_run
 from aslkit.train import make_train_config, train
 
 ENSEMBLE_DIR = "ensemble"
@@ -55,9 +55,16 @@ def member_dir(run: str | Path, name: str) -> Path:
     return Path(run) / name if name else Path(run)
 
 
+def ensemble_members(run: str | Path, members: list[str]) -> list[str]:
+    """The members an ensemble is made of: every trained member but the references (the non-deep baseline)."""
+    return [m for m in members if not reference_run(member_dir(run, m))]
+
+
 def submitted_dir(run: str | Path, members: list[str]) -> Path:
-    """The folder whose model is submitted: the ensemble when there are several members, else the one run."""
-    return Path(run) / ENSEMBLE_DIR if len(members) > 1 else member_dir(run, members[0])
+    """The folder whose model is submitted: the ensemble when it has several members, else the one model (a
+    reference only when it is the only model)."""
+    models = ensemble_members(run, members) or members
+    return Path(run) / ENSEMBLE_DIR if len(models) > 1 else member_dir(run, models[0])
 
 
 def member_configs(profile: str, task: str, run: str | Path, members: list[str], overrides: dict | None = None,
@@ -99,9 +106,9 @@ def zoo_metrics(runs: dict[str, Path]) -> pd.DataFrame:
 
 
 def make_zoo_ensemble(task: str, run: str | Path, members: list[str]) -> Path | None:
-    """The one-file ensemble folder of an experiment (weights fitted on the members' OOF logits), or None when there
-    is a single member or the task has no ensembles."""
-    make = plugin(task).make_ensemble
+    """The one-file ensemble folder of an experiment (weights fitted on the OOF logits of its ``ensemble_members``),
+    or None when there is a single such member or the task has no ensembles."""
+    make, members = plugin(task).make_ensemble, ensemble_members(run, members)
     if len(members) < 2 or make is None:
         return None
     return make([member_dir(run, m) for m in members], (Path(run) / ENSEMBLE_DIR).resolve())
@@ -110,11 +117,17 @@ def make_zoo_ensemble(task: str, run: str | Path, members: list[str]) -> Path | 
 def convert_zoo(run: str | Path, members: list[str], overrides: dict | None = None) -> dict[str, dict]:
     """``convert`` every member and the ensemble (which must exist when there are several members); returns the
     reports by name."""
-    folders = {m or Path(run).name: member_dir(run, m) for m in members}
-    if len(members) > 1:
-        folders[ENSEMBLE_DIR] = Path(run) / ENSEMBLE_DIR
+    folders = _model_folders(run, members)
     return {name: convert(make_config(ConvertConfig, None, {"run_dir": str(f), **(overrides or {})}))
             for name, f in folders.items()}
+
+
+def _model_folders(run: str | Path, members: list[str]) -> dict[str, Path]:
+    """Every member's run folder by name, and the ensemble's when it has several members."""
+    folders = {m or Path(run).name: member_dir(run, m) for m in members}
+    if len(ensemble_members(run, members)) > 1:
+        folders[ENSEMBLE_DIR] = Path(run) / ENSEMBLE_DIR
+    return folders
 
 
 def conversion_summary(reports: dict[str, dict]) -> pd.DataFrame:
@@ -130,9 +143,7 @@ def conversion_summary(reports: dict[str, dict]) -> pd.DataFrame:
 
 def score_zoo(run: str | Path, members: list[str]) -> dict[str, dict]:
     """Grade every member's and the ensemble's converted model with the grader clone (``score_run``)."""
-    folders = {m or Path(run).name: member_dir(run, m) for m in members}
-    if len(members) > 1:
-        folders[ENSEMBLE_DIR] = Path(run) / ENSEMBLE_DIR
+    folders = _model_folders(run, members)
     return {name: score_run(f, package(f, f / "export" / "graded_submission.zip")) for name, f in folders.items()}
 
 
@@ -144,7 +155,7 @@ def zoo_table(task: str, run: str | Path, members: list[str]) -> pd.DataFrame:
     task_plugin = plugin(task)
     families = task_plugin.families
     folders = {m or Path(run).name: member_dir(run, m) for m in members}
-    if (Path(run) / ENSEMBLE_DIR / "ensemble.json").is_file() and len(members) > 1:
+    if (Path(run) / ENSEMBLE_DIR / "ensemble.json").is_file() and len(ensemble_members(run, members)) > 1:
         folders[ENSEMBLE_DIR] = Path(run) / ENSEMBLE_DIR
     rows = {}
     for name, f in folders.items():

@@ -124,6 +124,11 @@ class FamilyRegistry:
         """The per-sample training augmentation of the run config's family."""
         return self.module(cfg.model_name).build_augment(cfg, np.asarray(subset))
 
+    def is_reference(self, name: str) -> bool:
+        """Whether family ``name`` is a yardstick (``REFERENCE = True``, the non-deep baseline): in every zoo table,
+        never in an ensemble."""
+        return bool(getattr(self.module(name), "REFERENCE", False))
+
     def description(self, name: str) -> str:
         """The family's one-line description (the name itself when it is not a family)."""
         return self.module(name).DESCRIPTION if name in self.entries else name

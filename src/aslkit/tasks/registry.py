@@ -39,6 +39,11 @@ def plugin_of_run(run: str | Path) -> TaskPlugin:
     return plugin(run_task(run))
 
 
+def reference_run(run: str | Path) -> bool:
+    """Whether a run folder holds a reference model (the non-deep baseline: a yardstick, not an ensemble member)."""
+    return plugin_of_run(run).families.is_reference(read_run_config(run).model_name)
+
+
 def build_task(cfg: TrainConfig, prepared: Any) -> TaskParts:
     """The ``TaskParts`` of a run config on an opened prepared cache."""
     return plugin(cfg.task).build_task(cfg, prepared)

@@ -23,9 +23,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-DEFAULT_MODELS: dict[str, list[str]] = {"ci": ["transformer", "conv1d"],
-                                        "quick": ["transformer", "cnn", "frames25", "conv1d"],
-                                        "full": ["transformer", "cnn", "frames25", "frames80", "conv1d"]}
+# The zoo of each profile; the non-deep reference comes first in every table and stays out of the ensembles.
+DEFAULT_MODELS: dict[str, list[str]] = {"ci": ["baseline", "transformer", "conv1d"],
+                                        "quick": ["baseline", "transformer", "cnn", "frames25", "conv1d"],
+                                        "full": ["baseline", "transformer", "cnn", "frames25", "frames80", "conv1d"]}
 
 
 def zoo_members(profile: str, models: list[str] | None = None) -> list[str]:

@@ -11,6 +11,7 @@ from aslkit import constants as C
 from aslkit.tasks.base import FamilyEntry, FamilyRegistry
 
 FAMILIES = FamilyRegistry(C.SLUG_SIGNS, {
+    "baseline": FamilyEntry("aslkit.tasks.signs.families.baseline"),
     "transformer": FamilyEntry("aslkit.tasks.signs.families.transformer"),
     "cnn": FamilyEntry("aslkit.tasks.signs.families.cnn"),
     "frames25": FamilyEntry("aslkit.tasks.signs.families.frames", {"features.max_len": 25}),

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
-from aslkit.tensor_ops import check_landmarks, masked_linear_resample, nan_to_zero
+from aslkit.tensor_ops import check_landmarks, dominant_side, masked_linear_resample
 
 MIN_SCALE = 1e-3   # lower bound of the normalisation scale (coordinates are in [0, 1] image units)
 
@@ -152,8 +152,6 @@ class SignFeatures(nn.Module):
         }
         for name, idx in tables.items():
             self.register_buffer(name, torch.as_tensor(np.asarray(idx, dtype=np.int64)), persistent=False)
-        self.register_buffer("mirror_sign", torch.tensor([-1.0, 1.0, 1.0]), persistent=False)
-        self.register_buffer("mirror_offset", torch.tensor([1.0, 0.0, 0.0]), persistent=False)
         self._groups = self._group_sizes()
         if not self._groups:
             raise ValueError(f"FeatureConfig turns every feature group off: {cfg}")
@@ -185,11 +183,7 @@ class SignFeatures(nn.Module):
     def select_points(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Lips + dominant hand ``[T, 61, 3]`` (mirrored when the left hand dominates; 0 where missing) and their
         validity ``[T, 61]``."""
-        pts, v = nan_to_zero(x.index_select(1, self.keep))
-        mpts, mv = nan_to_zero(x.index_select(1, self.keep_mirrored))  # hand slots: the left hand
-        mpts = (mpts * self.mirror_sign + self.mirror_offset) * mv.unsqueeze(-1)
-        w = (mv[:, N_LIPS:].sum() > v[:, N_LIPS:].sum()).to(pts.dtype)  # 1: the left hand has fewer NaNs
-        return w * mpts + (1 - w) * pts, w * mv + (1 - w) * v
+        return dominant_side(x, self.keep, self.keep_mirrored, slice(N_LIPS, None))
 
     def forward(self, x: torch.Tensor, n_frames: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` ``[T, S, 3]`` -> features ``[L, F]`` (of the first ``n_frames`` frames when ``x`` is NaN-padded)."""
