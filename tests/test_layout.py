@@ -155,6 +155,13 @@ def test_shipped_experiments_build():
         plugin(cfg.task).families.build_modules(cfg, plugin(cfg.task).default_subset)
 
 
+def test_shipped_search_spaces_load():
+    """Search spaces of ``aslkit tune --space`` live in experiments/spaces/ (not experiment files) and validate."""
+    from aslkit.tune import load_space
+    files = sorted((ROOT / "experiments" / "spaces").glob("*.yaml"))
+    assert files and all(load_space(str(f)) for f in files)
+
+
 @pytest.fixture(scope="module")
 def cache(islr_synth, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("prepared") / "islr"
