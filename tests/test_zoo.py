@@ -42,7 +42,9 @@ def test_every_family_module_has_the_contract():
 def test_family_presets_are_applied_before_overrides():
     cfg = make_train_config("quick", {"model_name": "transformer", "model.layers": 2})
     assert cfg.model["hidden"] == 128 and cfg.model["layers"] == 2 and cfg.features["max_len"] == 32
-    assert cfg.optim.epochs == 24 and cfg.synth_size == "quick"
+    assert cfg.optim.epochs == 40 and cfg.optim.lr == 2.5e-3 and cfg.synth_size == "quick"   # the family's preset
+    assert make_train_config("quick", {"model_name": "transformer", "optim.epochs": 7}).optim.epochs == 7
+    assert make_train_config("quick", {"model_name": "conv1d"}).optim.epochs != 40
     with pytest.raises(ValueError, match="unknown model_name 'nope'.*transformer"):
         make_train_config("quick", {"model_name": "nope"})
 
