@@ -19,7 +19,8 @@ PRESETS = {
     "ci": {"model": {"hidden": 64, "layers": 2, "heads": 2, "intermediate": 128}},
     # quick: size for 2 CPU cores; learning rate, epochs, smoothing, dropout and augmentation from an Optuna search on
     # fold 0 (logs/tune_transformer_quick, experiments/spaces/tune_signs_transformer_quick.yaml), confirmed on fold 1
-    # (README, "Presets chosen by a search"); before: lr 1e-3, 24 epochs, smoothing 0.2, dropout 0.1, affine 0.8, lip 0.5
+    # (README, "Presets chosen by a search").
+    # Before: lr 1e-3, 24 epochs, smoothing 0.2, dropout 0.1, affine 0.8, lip 0.5.
     "quick": {"features": {"max_len": 32}, "model": {"hidden": 128, "layers": 3, "heads": 4, "intermediate": 256,
                                                      "dropout": 0.15},
               "optim.lr": 2.5e-3, "optim.epochs": 40, "optim.label_smoothing": 0.25,
