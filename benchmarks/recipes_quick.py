@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -126,9 +127,9 @@ def _cell(column: str, v: object) -> str:
     return f"{100 * float(v):+.1f}" if column == "change" else str(v)
 
 
-def _markdown(t: pd.DataFrame) -> str:
-    """A GitHub markdown table of ``t``."""
-    rows = [[_cell(c, v) for c, v in zip(t.columns, r)] for r in t.itertuples(index=False)]
+def markdown_table(t: pd.DataFrame, cell: Callable[[str, object], str] = lambda column, v: str(v)) -> str:
+    """A GitHub markdown table of ``t``, each value written by ``cell(column, value)``."""
+    rows = [[cell(c, v) for c, v in zip(t.columns, r)] for r in t.itertuples(index=False)]
     cells = [[str(c) for c in t.columns]] + rows
     lines = ["| " + " | ".join(r) + " |" for r in cells]
     return "\n".join(lines[:1] + ["|" + "---|" * len(t.columns)] + lines[1:]) + "\n"
@@ -150,7 +151,7 @@ def main() -> None:
             raise SystemExit(f"unknown variant {n!r}; known: {', '.join([*VARIANTS, 'kd'])}")
     t = table(root)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "recipes_table.md").write_text(_markdown(t))
+    (root / "recipes_table.md").write_text(markdown_table(t, _cell))
     print(t.to_string(index=False))
 
 
