@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
-from aslkit.tensor_ops import nan_to_zero
+from aslkit.tensor_ops import dominant_side
 
 ASPECT = 1.898
 
@@ -61,8 +61,6 @@ class FSFeatures(nn.Module):
         self.register_buffer("keep", torch.as_tensor(keep), persistent=False)
         self.register_buffer("keep_mirrored", torch.as_tensor(flip[keep]), persistent=False)
         self.register_buffer("aspect", torch.tensor([1.0, cfg.aspect, 1.0]), persistent=False)
-        self.register_buffer("mirror_sign", torch.tensor([-1.0, 1.0, 1.0]), persistent=False)
-        self.register_buffer("mirror_offset", torch.tensor([1.0, 0.0, 0.0]), persistent=False)
 
     @property
     def feature_dim(self) -> int:
@@ -70,22 +68,12 @@ class FSFeatures(nn.Module):
         points = sum(self.group_sizes.values()) + (self.group_sizes["hand"] if self.cfg.hand_shape else 0)
         return points * (3 if self.cfg.use_z else 2)
 
-    def dominant_side(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Kept points ``[T, K, 3]`` of the dominant side (mirrored when the left hand dominates; 0 where missing)
-        and their validity ``[T, K]``."""
-        n_hand = self.group_sizes["hand"]
-        pts, v = nan_to_zero(x.index_select(1, self.keep))
-        mpts, mv = nan_to_zero(x.index_select(1, self.keep_mirrored))
-        mpts = (mpts * self.mirror_sign + self.mirror_offset) * mv.unsqueeze(-1)
-        w = (mv[:, :n_hand].sum() > v[:, :n_hand].sum()).to(pts.dtype)       # 1: the left hand is the dominant one
-        return w * mpts + (1 - w) * pts, w * mv + (1 - w) * v
-
     def forward(self, x: torch.Tensor, n_frames: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` ``[T, P, 3]`` -> ``[T, F]``. A NaN-padded sequence (``tensor_ops.batch_features``) needs no
         ``n_frames``: its all-NaN padding frames leave every statistic unchanged and give zero rows."""
         if x.dim() != 3 or x.shape[1] != len(self.landmarks) or x.shape[2] != 3:
             raise ValueError(f"expected landmarks [T, {len(self.landmarks)}, 3], got {list(x.shape)}")
-        pts, v = self.dominant_side(x.float())
+        pts, v = dominant_side(x.float(), self.keep, self.keep_mirrored, slice(0, self.group_sizes["hand"]))
         pts = pts * self.aspect
         out, start = [], 0
         for size in self.group_sizes.values():
