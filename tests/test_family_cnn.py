@@ -34,7 +34,7 @@ from aslkit.tasks.signs.families.cnn.model import (
 )
 from aslkit.tasks.signs.graph import GraderModel
 from aslkit.tasks.signs.prepare import PrepareConfig, prepare_signs
-from aslkit.tflite import op_names, tflite_runner
+from aslkit.tflite import tflite_runner
 from aslkit.train import make_train_config, train
 from aslkit.transforms import SubsetLayout, resample_time
 
@@ -341,30 +341,14 @@ def test_image_is_exact_in_float16_tflite(tmp_path):
         np.testing.assert_allclose(runner(x), ref, atol=1e-5, err_msg=f"T={T}")
 
 
-def test_grader_model_converts_with_parity(run, tmp_path):
+def test_grader_model_converts_with_parity(run, grader_tflite):
     torch.manual_seed(0)
     features, model = FAMILIES.build_modules(make_train_config("ci", CI), SUBSET)
     grader = GraderModel(SUBSET, features, model.eval()).eval()
-    saved = onnx_to_saved_model(export_onnx(grader, tmp_path / "m.onnx", torch.rand(23, 543, 3)), tmp_path / "sm")
-    builds = {"float32": saved_model_to_tflite(saved, tmp_path / "f32.tflite"),
-              "float16": saved_model_to_tflite(saved, tmp_path / "f16.tflite", float16=True)}
     seqs, _ = validation_sequences(run, limit=6)
     x320 = seqs[0][np.arange(320) % len(seqs[0])]                    # T = 2L: every row index an exact integer
     inputs = {f"val {i}": s for i, s in enumerate(seqs)} | {"T=320": x320} | degenerate_inputs()
-    with torch.no_grad():
-        ref = {k: grader(torch.from_numpy(v)).numpy() for k, v in inputs.items()}
-    scale = max(np.abs(r).max() for r in ref.values())
-    for build, path in builds.items():
-        ops = op_names(path)
-        assert not [o for o in ops if "FLEX" in o.upper() or "CUSTOM" in o.upper()], ops
-        runner = tflite_runner(path)
-        outs = {k: runner(v) for k, v in inputs.items()}
-        assert all(o.shape == (250,) and np.isfinite(o).all() for o in outs.values()), build
-        diff = max(np.abs(outs[k] - ref[k]).max() for k in inputs)
-        agree = np.mean([outs[k].argmax() == ref[k].argmax() for k in inputs])
-        if build == "float32":
-            assert diff < 1e-3 * scale, (diff, scale)
-            assert agree == 1.0
-        else:
-            assert diff < 0.05 * scale, (diff, scale)
-            assert agree >= 0.8
+    parity = grader_tflite(grader, inputs)
+    f32, f16 = parity["float32"], parity["float16"]
+    assert f32.max_diff < 1e-3 * f32.scale and f32.agreement == 1.0, (f32.max_diff, f32.scale, f32.agreement)
+    assert f16.max_diff < 0.05 * f16.scale and f16.agreement >= 0.8, (f16.max_diff, f16.scale, f16.agreement)

@@ -338,30 +338,17 @@ def test_two_epochs_train(prepared):
 # ---------------------------------------------------------------------------------------------------------------
 # Conversion
 # ---------------------------------------------------------------------------------------------------------------
-def test_tflite_matches_torch(prepared, tmp_path):
+def test_tflite_matches_torch(prepared, grader_tflite):
     from aslkit.data.cache import expand_to_full
-    from aslkit.export import export_onnx, onnx_to_saved_model, saved_model_to_tflite
     from aslkit.tasks.base import degenerate_inputs
     from aslkit.tasks.signs.graph import GraderModel
     from aslkit.tasks.signs.prepare import PreparedSigns
-    from aslkit.tflite import op_names, tflite_runner
     torch.manual_seed(0)
     feats, model = FAMILIES.build_modules(make_train_config("ci", {"model_name": "conv1d"}), SUBSET)
     grader = GraderModel(SUBSET, feats, _randomise_norms(model).eval()).eval()
-    saved = onnx_to_saved_model(export_onnx(grader, tmp_path / "m.onnx", torch.rand(23, 543, 3)), tmp_path / "sm")
-    builds = {"float32": saved_model_to_tflite(saved, tmp_path / "f32.tflite"),
-              "float16": saved_model_to_tflite(saved, tmp_path / "f16.tflite", float16=True)}
     cache = PreparedSigns(prepared[1])
     seqs = {f"seq {i}": expand_to_full(np.asarray(cache[i], np.float32), cache.subset) for i in range(0, 60, 4)}
     seqs.update(degenerate_inputs())
     seqs["long"] = expand_to_full(random_sequence(np.random.default_rng(0), 333), SUBSET)
-    with torch.no_grad():
-        ref = {k: grader(torch.from_numpy(x)).numpy() for k, x in seqs.items()}
-    scale = max(np.abs(r).max() for r in ref.values())
-    for name, path in builds.items():
-        assert all(op.isupper() and "FLEX" not in op and "CUSTOM" not in op for op in op_names(path))
-        run = tflite_runner(path)
-        outs = {k: run(x) for k, x in seqs.items()}
-        assert all(o.shape == (250,) and np.isfinite(o).all() for o in outs.values()), name
-        diff = max(np.abs(outs[k] - ref[k]).max() for k in seqs)
-        assert diff < (1e-4 if name == "float32" else 2e-2) * max(scale, 1.0), (name, diff, scale)
+    for name, p in grader_tflite(grader, seqs).items():
+        assert p.max_diff < (1e-4 if name == "float32" else 2e-2) * max(p.scale, 1.0), (name, p.max_diff, p.scale)
