@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from aslkit.cli import build_parser, main
+from aslkit.cli import build_parser, main, tune_config
 from aslkit.config import make_config
 from aslkit.tasks.signs.prepare import PrepareConfig, prepare_signs
 from aslkit.tune import (
@@ -225,7 +225,10 @@ def test_pruner_setting_reaches_the_study(tmp_path, monkeypatch):
     assert isinstance(study.pruner, optuna.pruners.NopPruner)
     with pytest.raises(ValueError, match="pruner must be one of"):
         open_study(TuneConfig(**{**cfg.__dict__, "pruner": "hyperband"}), search_space(cfg))
-    assert build_parser().parse_args(["tune", "--pruner", "median"]).pruner == "median"
+    args = build_parser().parse_args(["tune", "--pruner", "median", "--prune-after", "20", "optim.epochs=80"])
+    cfg = tune_config(args)
+    assert (cfg.pruner, cfg.prune_warmup, cfg.overrides) == ("median", 20, {"optim.epochs": "80"})
+    assert tune_config(build_parser().parse_args(["tune"])).prune_warmup == TuneConfig().prune_warmup
 
 
 def test_tune_help():

@@ -10,12 +10,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from aslkit import constants as C
 from aslkit.config import PROFILES, SYNTH_SIZES, DataConfig, SynthConfig, make_config, parse_overrides, to_dict
 from aslkit.tasks.registry import DEFAULT_TASK
 from aslkit.tflite import GateError
+
+if TYPE_CHECKING:
+    from aslkit.tune import TuneConfig
 
 # What the kit raises for a user's input (data, config, run folder, gates), each with a message naming the file,
 # row or setting; anything else is a bug and keeps its traceback.
@@ -87,13 +90,19 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_tune(args: argparse.Namespace) -> int:
-    from aslkit.tune import TuneConfig, best_record, run_study
+def tune_config(args: argparse.Namespace) -> TuneConfig:
+    """The ``TuneConfig`` of ``aslkit tune``'s arguments (unset flags keep the config's defaults)."""
+    from aslkit.tune import TuneConfig
     flags = {k: v for k, v in (("study_dir", args.study), ("n_trials", args.trials), ("seed", args.seed),
-                               ("sampler", args.sampler), ("preset", args.preset), ("pruner", args.pruner))
-             if v is not None}
+                               ("sampler", args.sampler), ("preset", args.preset), ("pruner", args.pruner),
+                               ("prune_warmup", args.prune_after)) if v is not None}
     space = {"space_name": args.space} if args.space else {}
-    study = run_study(TuneConfig(**flags, **space, overrides=parse_overrides(args.overrides)))
+    return TuneConfig(**flags, **space, overrides=parse_overrides(args.overrides))
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from aslkit.tune import best_record, run_study
+    study = run_study(tune_config(args))
     best = best_record(study)
     if best:
         print(f"best trial {best['number']}: value {best['value']:.4f} {best['params']} ({best['run']})")
@@ -211,8 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=("tpe", "random"), default=None, help="Optuna sampler (default tpe)")
     p.add_argument("--seed", type=int, default=None, help="sampler seed (default 0)")
     p.add_argument("--pruner", choices=("none", "median"), default=None,
-                   help="stop trials below the median of earlier trials at the same epoch, after 2 trials and 5 "
-                        "epochs (default none)")
+                   help="stop trials below the median of earlier trials at the same epoch, after 2 trials and "
+                        "--prune-after epochs (default none)")
+    p.add_argument("--prune-after", type=int, default=None, metavar="EPOCHS",
+                   help="epochs a trial runs before the pruner may stop it (default 5; a CTC model sits on its "
+                        "all-blank plateau for its first 10-20 epochs, so give it about a quarter of its epochs)")
     _add_common(p)
     p.set_defaults(func=_cmd_tune)
 
