@@ -156,10 +156,18 @@ def test_shipped_experiments_build():
 
 
 def test_shipped_search_spaces_load():
-    """Search spaces of ``aslkit tune --space`` live in experiments/spaces/ (not experiment files) and validate."""
-    from aslkit.tune import load_space
+    """Search spaces of ``aslkit tune --space`` live in experiments/spaces/ (not experiment files), validate, and
+    fit the trial config of the command in their header (its key=value overrides: model_name, task, fold)."""
+    from aslkit.config import parse_overrides
+    from aslkit.tune import TuneConfig, check_space, load_space
     files = sorted((ROOT / "experiments" / "spaces").glob("*.yaml"))
-    assert files and all(load_space(str(f)) for f in files)
+    assert len(files) >= 5
+    for f in files:
+        header = " ".join(line for line in f.read_text().splitlines() if line.startswith("#"))
+        overrides = parse_overrides(re.findall(r"\b(?:model_name|task|fold)=\S+", header))
+        assert "fold" in overrides, f"{f.name}: its command names no fold"
+        space = load_space(str(f))
+        check_space(TuneConfig(preset="quick", space=space, overrides=overrides), space)
 
 
 @pytest.fixture(scope="module")
