@@ -39,6 +39,15 @@ def test_overrides_are_typed():
     assert Outer().inner.lr == 1e-3                         # the default is untouched
     assert apply_overrides(Outer(), {"inner.lr": 1}).inner.lr == 1.0 and isinstance(
         apply_overrides(Outer(), {"inner.lr": 1}).inner.lr, float)
+    # YAML 1.1 reads an exponent without a dot ("2e-3") as a string; a float field still takes it as a number
+    assert apply_overrides(Outer(), ["inner.lr=2e-3"]).inner.lr == 0.002
+
+
+def test_a_wrong_type_is_a_user_error_naming_the_key():
+    """``aslkit train optim.lr=fast`` gets one line from the CLI (a ValueError), not a traceback."""
+    for bad in (["inner.lr=fast"], ["inner.lr=nan"], ["flag=maybe"]):
+        with pytest.raises(ValueError, match=bad[0].split("=")[0].split(".")[-1]):
+            apply_overrides(Outer(), bad)
 
 
 @pytest.mark.parametrize("bad,err", [(["nope=1"], KeyError), (["inner.depth=1"], KeyError),

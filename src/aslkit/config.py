@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import types
 import typing
@@ -25,6 +26,10 @@ PROFILES = ("ci", "quick", "full")
 
 class ConfigError(KeyError, ValueError):
     """An unknown config key or preset; the message names it and what is known."""
+
+
+class ConfigTypeError(TypeError, ValueError):
+    """A config value of the wrong type; the message names the key, the type it needs and the value given."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
@@ -98,7 +103,7 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
     """``value`` converted to type ``tp`` (YAML-parsed when a string); TypeError naming the key otherwise."""
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise TypeError(f"{name}: expected a mapping for {tp.__name__}, got {value!r}")
+            raise ConfigTypeError(f"{name}: expected a mapping for {tp.__name__}, got {value!r}")
         return make_config(tp, overrides=dict(value))
     origin = typing.get_origin(tp)
     if isinstance(value, str) and tp is not str:
@@ -107,7 +112,7 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         return value
     if tp is dict or origin is dict:
         if not isinstance(value, Mapping):
-            raise TypeError(f"{name}: expected a mapping, got {value!r}")
+            raise ConfigTypeError(f"{name}: expected a mapping, got {value!r}")
         return dict(value)
     if origin in (list, tuple, Sequence):
         args = typing.get_args(tp) or (Any,)
@@ -119,14 +124,24 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise TypeError(f"{name}: expected true/false, got {value!r}")
+        raise ConfigTypeError(f"{name}: expected true/false, got {value!r}")
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str) and _is_float(value):
+        return float(value)                    # "2e-3": YAML 1.1 reads an exponent without a dot as a string
     if tp is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if tp is str:
         return str(value)
-    raise TypeError(f"{name}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+    raise ConfigTypeError(f"{name}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def _is_float(text: str) -> bool:
+    """True when ``float(text)`` reads ``text`` as a finite number."""
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def parse_overrides(items: Sequence[str] | Mapping[str, Any] | None) -> dict[str, Any]:
