@@ -27,12 +27,12 @@ PROFILES = ("ci", "quick", "full")
 class ConfigError(KeyError, ValueError):
     """An unknown config key or preset; the message names it and what is known."""
 
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
 
 class ConfigTypeError(TypeError, ValueError):
     """A config value of the wrong type; the message names the key, the type it needs and the value given."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 def default_profile() -> str:
