@@ -49,15 +49,17 @@ def same_training(a: TrainConfig, b: TrainConfig) -> bool:
     return all(da[k] == db[k] for k in da if k not in NOT_COMPARED)
 
 
-def run_for(family: str, factor: int, root: Path, threads: int, x1_from: Path | None) -> Path:
-    """The finished run of ``family`` at ``factor`` x its epochs: reused from ``x1_from``, kept, resumed or trained."""
+def run_for(family: str, factor: int, root: Path, threads: int, x1_from: Path | None, train_missing: bool = True
+            ) -> Path:
+    """The run of ``family`` at ``factor`` x its epochs: reused from ``x1_from``, kept, or (``train_missing``)
+    resumed or trained."""
     cfg = config_for(family, factor, root, threads)
     if factor == 1 and x1_from is not None and (x1_from / family / "config.yaml").is_file():
         if same_training(read_run_config(x1_from / family), cfg):
             return x1_from / family
         print(f"{x1_from / family}: trained with another config than the quick preset; training the 1x run here")
     out = Path(cfg.run_name)
-    if not is_finished(out, cfg.optim.epochs):
+    if train_missing and not is_finished(out, cfg.optim.epochs):
         train(resume=out) if (out / "checkpoints" / "last.pt").is_file() else train(cfg, overwrite=True)
     return out
 
@@ -123,10 +125,8 @@ def main() -> None:
         raise SystemExit(f"--families: unknown {unknown}; known: {', '.join(FAMILIES)}")
     all_runs = {}
     for family in families:
-        runs = {k: (args.x1_from / family if k == 1 and args.table_only and args.x1_from else root / f"{family}_x{k}")
+        runs = {k: run_for(family, k, root, args.threads, args.x1_from, train_missing=not args.table_only)
                 for k in (1, args.factor)}
-        if not args.table_only:
-            runs = {k: run_for(family, k, root, args.threads, args.x1_from) for k in (1, args.factor)}
         if all((r / "metrics.csv").is_file() for r in runs.values()):
             all_runs[family] = runs
     root.mkdir(parents=True, exist_ok=True)
