@@ -4,11 +4,14 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from aslkit import constants as C
 from aslkit.cli import main
 from aslkit.config import make_config
 from aslkit.data.errors import DataError
@@ -138,3 +141,86 @@ def test_gate_failures_name_the_gate():
 def test_submission_needs_a_model(tmp_path):
     with pytest.raises(FileNotFoundError, match="no TFLite model"):
         make_submission(tmp_path / "missing.tflite", tmp_path / "s.zip")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# aslkit predict on new recordings
+# ------------------------------------------------------------------------------------------------------------------
+def _held_out_files(run: Path, k: int = 4) -> tuple[list[Path], pd.DataFrame]:
+    """The first ``k`` held-out recordings of a run: their parquet paths and OOF rows."""
+    from aslkit.tasks.signs.predict import held_out
+    rows, oof = held_out(run, k), pd.read_csv(run / "oof.csv").iloc[:k]
+    assert list(rows["truth"]) == [C.signs()[i] for i in oof["label"]] and rows["sequence_id"].isna().all()
+    assert [int(f.stem) for f in rows["file"]] == list(oof["sequence_id"])
+    return list(rows["file"]), oof
+
+
+def test_predict_answers_what_the_oof_file_and_the_grader_clone_say(converted):
+    from aslkit.predict import predict
+    from aslkit.tasks.signs.grade import grade_signs
+    run, _ = converted
+    paths, oof = _held_out_files(run)
+    torch_top = [r["top"][0]["index"] for r in predict(run, paths)]
+    assert torch_top == list(oof["pred"])                                   # torch = the OOF predictions
+    zip_path = submit(run)
+    rows = pd.DataFrame({"path": [str(p) for p in paths], "label": oof["label"]})
+    graded = grade_signs(zip_path, "/", rows)["predictions"]
+    for model, tflite in ((run, True), (zip_path, False)):                  # the run's export, the submission
+        results = predict(model, paths, tflite=tflite, top_k=3)
+        assert [r["top"][0]["index"] for r in results] == list(graded)      # TFLite = the grader clone
+        assert all(r["model"].startswith("tflite ") and len(r["top"]) == 3 for r in results)
+    res = predict(run, paths[:1], top_k=250)[0]
+    probs = [t["probability"] for t in res["top"]]
+    assert abs(sum(probs) - 1) < 1e-6 and probs == sorted(probs, reverse=True)
+    assert res["id"] == int(oof["sequence_id"].iloc[0]) and res["top"][0]["sign"] == C.signs()[torch_top[0]]
+
+
+def test_predict_reads_npy_and_answers_the_same(converted, tmp_path):
+    from aslkit.data.islr import load_relevant_data_subset
+    from aslkit.predict import predict
+    run, _ = converted
+    paths, _ = _held_out_files(run, 1)
+    npy = tmp_path / "rec.npy"
+    np.save(npy, load_relevant_data_subset(paths[0]).astype(np.float64))
+    a, b = predict(run, [paths[0], npy])
+    assert a["top"] == b["top"] and b["id"] == "rec" and a["frames"] == b["frames"]
+
+
+def test_predict_cli_prints_one_line_or_json_and_one_error_line(converted, tmp_path, fs_synth, capsys):
+    run, _ = converted
+    paths, oof = _held_out_files(run, 2)
+    capsys.readouterr()
+    assert main(["predict", str(run), *map(str, paths), "--json", "--top-k", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["top"][0]["index"] for r in out] == list(oof["pred"]) and len(out[0]["top"]) == 2
+    assert main(["predict", str(run), str(paths[0])]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("model: torch") and lines[1].startswith(f"{paths[0]} [{oof['sequence_id'][0]}, ")
+    wide = next((fs_synth / "train_landmarks").glob("*.parquet"))
+    no_x = tmp_path / "no_x.parquet"
+    pd.read_parquet(paths[0]).drop(columns=["x"]).to_parquet(no_x)
+    bad_npy = tmp_path / "bad.npy"
+    np.save(bad_npy, np.zeros((5, 75, 3)))
+    for args, message in (([str(wide)], f"{wide}: a fingerspelling (wide) landmark file"),
+                          ([str(no_x)], f"{no_x}: missing columns: x"),
+                          ([str(bad_npy)], f"{bad_npy}: expected a numeric array [T, 543, 3]"),
+                          ([str(paths[0]), "--sequence-id", "3"], f"{paths[0]}: --sequence-id picks a phrase"),
+                          ([str(paths[0]), "--top-k", "0"], "--top-k must be at least 1")):
+        assert main(["predict", str(run), *args]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"aslkit predict: error: {message}") and len(err.strip().splitlines()) == 1, err
+    assert main(["predict", str(tmp_path), str(paths[0])]) == 1
+    assert "not a run folder" in capsys.readouterr().err
+
+
+def test_held_out_table_shows_truth_torch_and_tflite_side_by_side(converted):
+    from aslkit.data.islr import load_relevant_data_subset
+    from aslkit.predict import held_out_predictions, recording
+    run, _ = converted
+    paths, oof = _held_out_files(run, 3)
+    table = held_out_predictions(run, k=3, top_k=2)
+    assert list(table.columns) == ["file", "sequence_id", "truth", "torch", "tflite"] and len(table) == 3
+    first = [t.split(" ")[0] for t in table["torch"]]
+    assert first == [C.signs()[i] for i in oof["pred"]] and all(t.count(",") == 1 for t in table["torch"])
+    assert [t.split(" ")[0] for t in table["tflite"]] == first
+    np.testing.assert_array_equal(recording(run, paths[0]), load_relevant_data_subset(paths[0]))

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -18,9 +20,9 @@ from aslkit.evaluate import validate
 from aslkit.export import ConvertConfig, convert
 from aslkit.submit import score_run, submit
 from aslkit.tasks.fingerspelling.export import degenerate_fs_inputs, grader_decode, load_fs_grader_model
-from aslkit.tasks.fingerspelling.grade import grade_fingerspelling, selected_columns
+from aslkit.tasks.fingerspelling.grade import grade_fingerspelling
 from aslkit.tasks.fingerspelling.prepare import PrepareFSConfig, prepare_fingerspelling
-from aslkit.tflite import tflite_runner
+from aslkit.tflite import selected_columns, tflite_runner
 from aslkit.train import make_train_config, train
 
 TINY = ["task=asl-fingerspelling", "optim.epochs=2", "features.max_frames=100", "model.dim=32", "model.layers=1",
@@ -117,7 +119,7 @@ def test_submission_holds_inference_args_and_grader_matches_torch(fs_runs, fs_sy
 def test_grader_clone_reports_a_missing_sequence(fs_runs, fs_synth):
     _, rand, _ = fs_runs
     rows = pd.read_csv(fs_synth / "train.csv").head(1).assign(sequence_id=1)
-    with pytest.raises(ValueError, match="no frames for sequence_id 1"):
+    with pytest.raises(ValueError, match=r"no frames for sequence_id\(s\) \[1\]"):
         grade_fingerspelling(rand / "submission.zip", fs_synth, rows)
 
 
@@ -147,3 +149,81 @@ def test_auto_submits_the_smallest_build_that_passes():
     assert choose_build({"float16": bad, "float32": ok}, "float16") is None
     with pytest.raises(ValueError, match="submit_build"):
         choose_build({}, "int8")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# aslkit predict on new recordings
+# ------------------------------------------------------------------------------------------------------------------
+def _held_out_file(run: Path) -> tuple[Path, pd.DataFrame]:
+    """The landmark file of a run's first held-out phrase and the OOF rows of that file."""
+    from aslkit.tasks.fingerspelling.evaluate import read_fs_oof
+    from aslkit.tasks.fingerspelling.predict import held_out
+    rows, oof = held_out(run, 0), read_fs_oof(run / "oof.csv")
+    assert list(rows["sequence_id"]) == list(oof["sequence_id"]) and list(rows["truth"]) == list(oof["phrase"])
+    same = (rows["file"] == rows["file"][0]).to_numpy()
+    return rows["file"][0], oof[same].reset_index(drop=True)
+
+
+def test_predict_phrases_equal_the_oof_file_and_the_grader_clone(fs_runs):
+    from aslkit.predict import predict
+    run, rand, _ = fs_runs
+    path, oof = _held_out_file(run)
+    by_id = {r["id"]: r["phrase"] for r in predict(run, [path])}           # every sequence of the file
+    assert set(oof["sequence_id"]) <= set(by_id)
+    assert [by_id[s] for s in oof["sequence_id"]] == list(oof["pred"])     # torch = the OOF predictions (empty
+    # after 2 epochs; the random-weight copy below spells phrases)
+    zip_path = rand / "submission.zip" if (rand / "submission.zip").is_file() else submit(rand)
+    rows = pd.DataFrame({"path": f"{path.parent.name}/{path.name}", "sequence_id": oof["sequence_id"],
+                         "phrase": oof["phrase"]})
+    graded = grade_fingerspelling(zip_path, path.parents[1], rows)["predictions"]
+    assert len(set(graded)) > 1                                            # phrases, not one fallback
+    for model, tflite in ((zip_path, False), (rand, True), (rand, False)):   # the submission, the export, torch
+        results = predict(model, [path], tflite=tflite)
+        got = {r["id"]: r["phrase"] for r in results}
+        assert [got[s] for s in oof["sequence_id"]] == graded               # = the grader clone
+    one = predict(rand, [path], tflite=True, sequence_id=int(oof["sequence_id"][0]))
+    assert [r["id"] for r in one] == [int(oof["sequence_id"][0])] and one[0]["phrase"] == graded[0]
+
+
+def test_predict_reads_a_npy_recording_through_the_selected_columns(fs_runs, tmp_path):
+    from aslkit.data.fs import columns_to_landmarks
+    from aslkit.predict import predict
+    from aslkit.tasks.fingerspelling.grade import graded_sequences
+    run, _, _ = fs_runs
+    path, oof = _held_out_file(run)
+    sid = int(oof["sequence_id"][0])
+    wide = graded_sequences(path, C.FS_130_COLUMNS, [sid])[sid]
+    np.save(tmp_path / "phrase.npy", columns_to_landmarks(wide, C.FS_130_COLUMNS))
+    a = predict(run, [path], sequence_id=sid)[0]
+    b = predict(run, [tmp_path / "phrase.npy"])[0]
+    assert a["phrase"] == b["phrase"] == oof["pred"][0] and b["frames"] == len(wide)
+
+
+def test_predict_refuses_an_asl_signs_recording_in_one_line(fs_runs, islr_synth, capsys):
+    from aslkit.cli import main
+    run, _, _ = fs_runs
+    long = next((islr_synth / "train_landmark_files").rglob("*.parquet"))
+    path, _ = _held_out_file(run)
+    capsys.readouterr()
+    for args, message in (([str(long)], f"{long}: a long-format asl-signs recording"),
+                          ([str(path), "--sequence-id", "1"], f"{path}: no frames for sequence_id(s) [1]")):
+        assert main(["predict", str(run), *args]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"aslkit predict: error: {message}") and len(err.strip().splitlines()) == 1, err
+    assert main(["predict", str(run), str(path), "--json"]) == 0
+    assert all(set(r) >= {"phrase", "id", "frames", "model"} for r in json.loads(capsys.readouterr().out))
+
+
+def test_held_out_table_and_the_recording_of_a_phrase(fs_runs):
+    from aslkit.data.fs import columns_to_landmarks
+    from aslkit.predict import held_out_predictions, recording
+    from aslkit.tasks.fingerspelling.grade import graded_sequences
+    _, rand, _ = fs_runs
+    table = held_out_predictions(rand, k=3)
+    assert list(table.columns) == ["file", "sequence_id", "truth", "torch", "tflite"] and len(table) == 3
+    assert list(table["torch"]) == list(table["tflite"]) and table["torch"].str.len().gt(2).all()
+    path, sid = table["file"][0], int(table["sequence_id"][0])
+    full = recording(rand, path, sid)
+    assert full.shape[1:] == (C.ROWS_PER_FRAME, 3) and np.isfinite(full[:, C.POSE]).any()   # every landmark read
+    wide = graded_sequences(path, C.FS_130_COLUMNS, [sid])[sid]
+    np.testing.assert_array_equal(columns_to_landmarks(wide, C.FS_130_COLUMNS)[:, C.FS_130], full[:, C.FS_130])

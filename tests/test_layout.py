@@ -23,7 +23,7 @@ from aslkit.train import experiment_config, make_train_config, read_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "aslkit"
-STAGES = ["cli", "prepare", "train", "evaluate", "export", "submit", "zoo", "tune", "distill"]
+STAGES = ["cli", "prepare", "train", "evaluate", "export", "submit", "zoo", "tune", "distill", "predict"]
 BIN = Path(sys.executable).parent
 
 

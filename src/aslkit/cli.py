@@ -138,6 +138,21 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from aslkit.predict import predict, result_line
+    results = predict(args.model, args.inputs, tflite=args.tflite, checkpoint=args.checkpoint,
+                      sequence_id=args.sequence_id, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        print(f"model: {results[0]['model']}" if results else "no recordings")
+        for r in results:
+            print(result_line(r))
+    return 0
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     from aslkit.submit import score_run
     score_run(args.run, args.submission)
@@ -255,6 +270,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder")
     p.add_argument("--out", default=None, help="zip path (default <run>/submission.zip)")
     p.set_defaults(func=_cmd_submit)
+
+    p = sub.add_parser("predict", help="a trained model on new recordings: the top-k signs, or the phrase",
+                       description="Run a run folder's model (torch; --tflite: its exported TFLite) or a "
+                                   "submission.zip on landmark files read as Kaggle's grader reads them: an asl-signs "
+                                   "long-format parquet (one recording), a fingerspelling wide parquet (every "
+                                   "sequence, or --sequence-id) or a .npy [T, 543, 3].")
+    p.add_argument("model", help="run folder or submission.zip")
+    p.add_argument("inputs", nargs="+", help="landmark files (.parquet or .npy)")
+    p.add_argument("--tflite", action="store_true", help="a run folder's exported TFLite model instead of torch")
+    p.add_argument("--checkpoint", default="best", help="the run's checkpoint for torch (default best)")
+    p.add_argument("--sequence-id", type=int, default=None, help="one sequence of a fingerspelling file")
+    p.add_argument("--top-k", type=int, default=5, help="signs to show (asl-signs, default 5)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("score", help="local clone of Kaggle's grader on the run's held-out participants",
                        description="Grade submission.zip like Kaggle (parquet loader, signature runner, argmax, "

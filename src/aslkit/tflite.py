@@ -2,6 +2,7 @@
 graders call it (``inputs`` -> ``outputs``), with ``ai_edge_litert`` (the grader's runtime) or ``tf.lite``."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 import zipfile
@@ -89,6 +90,34 @@ def _model_bytes(submission: str | Path) -> bytes:
                 raise ValueError(f"{submission}: no model.tflite inside (has {z.namelist()})")
             return z.read("model.tflite")
     return submission.read_bytes()
+
+
+def submission_files(submission: str | Path) -> list[str]:
+    """The files of a submission zip other than ``model.tflite`` (e.g. ``inference_args.json``); ValueError naming
+    the file when it is not a zip holding a ``model.tflite``."""
+    submission = Path(submission)
+    if submission.suffix != ".zip" or not submission.is_file():
+        raise ValueError(f"{submission}: not a submission.zip")
+    with zipfile.ZipFile(submission) as z:
+        names = z.namelist()
+    if "model.tflite" not in names:
+        raise ValueError(f"{submission}: no model.tflite inside (has {names})")
+    return sorted(n for n in names if n != "model.tflite")
+
+
+def selected_columns(submission: str | Path) -> list[str] | None:
+    """``selected_columns`` of a submission zip's ``inference_args.json`` (the columns the grader reads), or None
+    when it has none (the grader then reads every column)."""
+    submission = Path(submission)
+    if submission.suffix != ".zip":
+        return None
+    with zipfile.ZipFile(submission) as z:
+        if "inference_args.json" not in z.namelist():
+            return None
+        args = json.loads(z.read("inference_args.json"))
+    if "selected_columns" not in args:
+        raise ValueError(f"{submission}: inference_args.json has no 'selected_columns' (keys {sorted(args)})")
+    return list(args["selected_columns"])
 
 
 def grader_runner(submission: str | Path, num_threads: int = 1) -> tuple[Callable, int]:

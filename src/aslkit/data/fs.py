@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aslkit.constants import CHAR_TO_INDEX, CHARACTERS, ROWS_PER_FRAME
+from aslkit.constants import AXES, CHAR_TO_INDEX, CHARACTERS, ROWS_PER_FRAME, parse_fs_column
 from aslkit.data.errors import (
     DataError,
     int_column,
@@ -102,6 +102,27 @@ def landmarks_to_blocks(x: np.ndarray) -> np.ndarray:
     if x.ndim != 3 or x.shape[2] != 3:
         raise ValueError(f"expected landmarks [T, n, 3], got {x.shape}")
     return np.ascontiguousarray(x.transpose(0, 2, 1).reshape(len(x), -1), dtype=np.float32)
+
+def column_positions(columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Flat landmark index and axis (0, 1, 2) of each wide column name."""
+    picks = [parse_fs_column(c) for c in columns]
+    return np.array([lm for _, lm in picks], np.int64), np.array([AXES.index(a) for a, _ in picks], np.int64)
+
+
+def landmarks_to_columns(x: np.ndarray, columns: list[str]) -> np.ndarray:
+    """A ``[T, 543, 3]`` recording as the grader's float32 rows ``[T, len(columns)]`` of the named wide columns."""
+    landmarks, axes = column_positions(columns)
+    return np.ascontiguousarray(np.asarray(x)[:, landmarks, axes], dtype=np.float32)
+
+
+def columns_to_landmarks(values: np.ndarray, columns: list[str]) -> np.ndarray:
+    """Rows of the named wide columns as a float32 ``[T, 543, 3]`` recording, NaN where no column gives a value."""
+    values = np.asarray(values)
+    landmarks, axes = column_positions(columns)
+    out = np.full((len(values), ROWS_PER_FRAME, 3), np.nan, np.float32)
+    out[:, landmarks, axes] = values
+    return out
+
 
 
 EMPTY_SEQUENCE = "empty sequence: no frames"

@@ -77,6 +77,20 @@ def load_relevant_data_subset(pq_path: str | Path) -> np.ndarray:
         raise DataError(path, text_values_problem(data)) from e
 
 
+def read_recording_npy(path: str | Path) -> np.ndarray:
+    """A recording saved with numpy, ``[T, 543, 3]`` (NaN = missing), as float32; DataError naming the file when it
+    is not a numeric array of that shape with at least one frame."""
+    path = require_file(path, "recording")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise DataError(path, f"not a plain numpy array ({e})") from e
+    if x.ndim != 3 or x.shape[1:] != (ROWS_PER_FRAME, 3) or len(x) == 0 or not np.issubdtype(x.dtype, np.number):
+        raise DataError(path, f"expected a numeric array [T, {ROWS_PER_FRAME}, 3] with T >= 1, got {x.dtype} "
+                              f"{list(x.shape)}")
+    return x.astype(np.float32)
+
+
 def whole_frames(path: Path, n_rows: int) -> int:
     """Frames of a long-format table of ``n_rows`` rows; DataError when it is empty or not whole frames."""
     if n_rows == 0:

@@ -166,6 +166,22 @@ def degenerate_inputs(landmarks: np.ndarray | None = None, seed: int = 0) -> dic
 
 
 @dataclass(frozen=True)
+class TaskPredict:
+    """What ``aslkit predict`` needs from a task: the torch module of a run on the grader's input, the columns it
+    reads, new input read exactly as the grader reads it, and the answer read off the outputs."""
+
+    grader_module: Callable[[Path, str], nn.Module]      # (run folder, checkpoint) -> module on the grader's input
+    input_columns: Callable[[nn.Module], list[str] | None]   # module -> its selected columns (None: all)
+    read_inputs: Callable[[Path, list[str] | None, int | None], list[tuple[int | str, np.ndarray]]]  # (file,
+    # selected columns, one sequence_id or None) -> [(id, grader input)]
+    answer: Callable[[np.ndarray, int], dict]            # (outputs, top k) -> the answer (signs or phrase)
+    answer_text: Callable[[dict], str]                   # the answer as one line
+    landmarks: Callable[[Path, int | None], np.ndarray]  # (file, sequence_id) -> [T, 543, 3] (plots)
+    held_out: Callable[[Path, int], pd.DataFrame]        # (run, k) -> file, sequence_id, truth of k held-out rows
+    submission_files: tuple[str, ...] = ()               # what its submission.zip holds beside model.tflite
+
+
+@dataclass(frozen=True)
 class TaskPlugin:
     """Everything the stages need from one competition (``aslkit.tasks.<task>.plugin.PLUGIN``)."""
 
@@ -190,6 +206,7 @@ class TaskPlugin:
     example_rows: Callable[[Any, int], pd.DataFrame]     # rows of a cache worth plotting, with a ``title``
     zoo_members: Callable[[str, list | None], list[str]]  # (profile, models) -> member names of an experiment
     tune_space: str                               # the default search space of ``aslkit tune``
+    predict: TaskPredict                          # ``aslkit predict`` on new recordings
     make_ensemble: Callable[..., Path] | None = None   # (member runs, name, weights_from, weights) -> folder
 
 

@@ -21,6 +21,7 @@ from aslkit.runs import (
     run_task,
 )
 from aslkit.tasks.base import TaskParts, TaskPlugin
+from aslkit.tflite import submission_files
 
 TASKS: dict[str, str] = {C.SLUG_SIGNS: "aslkit.tasks.signs.plugin",
                          C.SLUG_FS: "aslkit.tasks.fingerspelling.plugin"}
@@ -37,6 +38,16 @@ def plugin(task: str) -> TaskPlugin:
 def plugin_of_run(run: str | Path) -> TaskPlugin:
     """The plug-in of a run folder's competition."""
     return plugin(run_task(run))
+
+
+def plugin_of_submission(submission: str | Path) -> TaskPlugin:
+    """The plug-in whose submissions hold exactly the files of ``submission`` beside ``model.tflite`` (asl-signs:
+    none; fingerspelling: ``inference_args.json``); ValueError naming the zip when none does."""
+    files = submission_files(submission)
+    for task in TASKS:
+        if sorted(plugin(task).predict.submission_files) == files:
+            return plugin(task)
+    raise ValueError(f"{submission}: holds {files} beside model.tflite, which is no competition's submission layout")
 
 
 def reference_run(run: str | Path) -> bool:

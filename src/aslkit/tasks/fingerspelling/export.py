@@ -22,13 +22,12 @@ from torch import nn
 
 from aslkit import constants as C
 from aslkit.data.fs import encode_phrase, landmarks_to_blocks, read_fs_file
-from aslkit.runs import checkpoint_path, load_checkpoint, read_data_record, read_run_config, run_cache
+from aslkit.runs import checkpoint_path, load_checkpoint, read_data_record, read_run_config
 from aslkit.tasks.base import TaskExport, degenerate_inputs
-from aslkit.tasks.fingerspelling.evaluate import fs_score, read_fs_oof
+from aslkit.tasks.fingerspelling.evaluate import fs_score
 from aslkit.tasks.fingerspelling.families import FAMILIES
 from aslkit.tasks.fingerspelling.frames import hand_frames, padded_frame_positions
-from aslkit.tasks.fingerspelling.grade import LATENCY_BUDGET_MS
-from aslkit.tasks.fingerspelling.prepare import PreparedFS
+from aslkit.tasks.fingerspelling.grade import LATENCY_BUDGET_MS, held_out_rows
 
 
 def grader_decode(output: np.ndarray) -> str:
@@ -97,18 +96,12 @@ def load_fs_grader_model(run: str | Path, checkpoint: str = "best") -> FSGraderM
 def fs_validation_sequences(run: str | Path, limit: int = 0) -> tuple[list[np.ndarray], pd.DataFrame]:
     """Grader inputs ``[T, 390]`` of a run's validation sequences, read from the original parquet files with the
     selected columns exactly as the grader does, and their ``oof.csv`` rows (same order)."""
-    run = Path(run)
-    data, prepared = run_cache(run, PreparedFS)
-    oof = read_fs_oof(run / "oof.csv")
-    oof = oof.iloc[:limit].reset_index(drop=True) if limit else oof
-    index = prepared.index.set_index("sequence_id")
-    files = index.loc[oof["sequence_id"], ["source", "file_id"]].reset_index()
+    data, oof = held_out_rows(run, limit)
     cols = wide_columns(np.array(data["subset"]))
     seqs: dict[int, np.ndarray] = {}
-    for (source, file_id), grp in files.groupby(["source", "file_id"], sort=False):
-        folder = "train_landmarks" if source == "train" else "supplemental_landmarks"
-        seqs.update(read_fs_file(Path(data["data_dir"]) / folder / f"{file_id}.parquet", cols, grp["sequence_id"]))
-    return [seqs[int(s)] for s in oof["sequence_id"]], oof
+    for rel, grp in oof.groupby("path", sort=False):
+        seqs.update(read_fs_file(Path(data["data_dir"]) / rel, cols, grp["sequence_id"]))
+    return [seqs[int(s)] for s in oof["sequence_id"]], oof.drop(columns="path")
 
 
 def degenerate_fs_inputs(landmarks: np.ndarray | None = None, seed: int = 0) -> dict[str, np.ndarray]:

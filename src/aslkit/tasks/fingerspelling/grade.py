@@ -9,44 +9,42 @@ hidden test set against the 5-hour limit, and the size.
 """
 from __future__ import annotations
 
-import json
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
+from aslkit.data.errors import DataError, require_columns, require_file
 from aslkit.data.fs import read_character_map
 from aslkit.runs import run_cache, write_json_atomic
 from aslkit.tasks.fingerspelling.evaluate import fs_score, read_fs_oof
 from aslkit.tasks.fingerspelling.prepare import PreparedFS
-from aslkit.tflite import OUTPUT_NAME, GateError, grader_runner, latency_failure
+from aslkit.tflite import OUTPUT_NAME, GateError, grader_runner, latency_failure, selected_columns
 
 HIDDEN_TEST_SEQUENCES = 24_000   # assumption: ~1,000 sequences in each of the 24 files of the published test set
 TIME_LIMIT_H = 5.0
 LATENCY_BUDGET_MS = TIME_LIMIT_H * 3_600_000 / HIDDEN_TEST_SEQUENCES   # the 5 h as a mean time per sequence
 
 
-def selected_columns(submission: str | Path) -> list[str] | None:
-    """``selected_columns`` of the zip's ``inference_args.json``, or None when there is none."""
-    submission = Path(submission)
-    if submission.suffix != ".zip":
-        return None
-    with zipfile.ZipFile(submission) as z:
-        if "inference_args.json" not in z.namelist():
-            return None
-        args = json.loads(z.read("inference_args.json"))
-    if "selected_columns" not in args:
-        raise ValueError(f"{submission}: inference_args.json has no 'selected_columns' (keys {sorted(args)})")
-    return list(args["selected_columns"])
-
-
-def _sequence_frames(df: pd.DataFrame, sequence_id: int, path: Path) -> np.ndarray:
-    """One sequence of a wide table as the grader feeds it (float32, columns in order)."""
-    if sequence_id not in df.index:
-        raise ValueError(f"{path}: no frames for sequence_id {sequence_id}")
-    return df.loc[[sequence_id]].to_numpy(dtype=np.float32)
+def graded_sequences(path: str | Path, columns: list[str] | None, sequence_ids: list[int] | None = None
+                     ) -> dict[int, np.ndarray]:
+    """Sequences of one wide parquet file exactly as the grader feeds them: ``pd.read_parquet(path,
+    columns=columns)`` (every column when None), one float32 ``[n_frames, n_columns]`` array per ``sequence_id`` (the
+    file's, or ``sequence_ids`` in that order); DataError naming the file for missing columns or sequence ids."""
+    path = require_file(path, "landmark parquet")
+    try:
+        names = pq.read_schema(path).names
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise DataError(path, f"unreadable parquet ({type(e).__name__}: {e})") from e
+    require_columns(path, names, list(columns or []) + ["sequence_id"])
+    df = pd.read_parquet(path, columns=columns)
+    wanted = [int(s) for s in dict.fromkeys(df.index)] if sequence_ids is None else [int(s) for s in sequence_ids]
+    missing = [s for s in wanted if s not in df.index]
+    if missing:
+        raise DataError(path, f"no frames for sequence_id(s) {missing[:10]}")
+    return {sid: df.loc[[sid]].to_numpy(dtype=np.float32) for sid in wanted}
 
 
 def grade_fingerspelling(submission: str | Path, data_dir: str | Path, rows: pd.DataFrame,
@@ -60,13 +58,11 @@ def grade_fingerspelling(submission: str | Path, data_dir: str | Path, rows: pd.
     preds: dict[int, str] = {}
     times = []
     for rel, grp in rows.groupby("path", sort=False):
-        df = pd.read_parquet(data_dir / rel, columns=columns)
-        for sid in grp["sequence_id"]:
-            frames = _sequence_frames(df, int(sid), data_dir / rel)
+        for sid, frames in graded_sequences(data_dir / rel, columns, list(grp["sequence_id"])).items():
             t0 = time.perf_counter()
             output = prediction_fn(inputs=frames)
             times.append(time.perf_counter() - t0)
-            preds[int(sid)] = "".join(rev_character_map.get(s, "") for s in np.argmax(output[OUTPUT_NAME], axis=1))
+            preds[sid] = "".join(rev_character_map.get(s, "") for s in np.argmax(output[OUTPUT_NAME], axis=1))
     texts = [preds[int(s)] for s in rows["sequence_id"]]
     ms = np.array(times) * 1000
     projected_h = HIDDEN_TEST_SEQUENCES * ms.mean() / 1000 / 3600
@@ -76,17 +72,23 @@ def grade_fingerspelling(submission: str | Path, data_dir: str | Path, rows: pd.
             "size_mb": size / 2 ** 20, "predictions": texts}
 
 
+def held_out_rows(run: str | Path, limit: int = 0) -> tuple[dict, pd.DataFrame]:
+    """A run's data record and its ``oof.csv`` rows (the first ``limit``; all for 0), each with ``path``: its
+    landmark file relative to the data folder (``train_landmarks/<file_id>.parquet`` or the supplemental one)."""
+    data, prepared = run_cache(Path(run), PreparedFS)
+    oof = read_fs_oof(Path(run) / "oof.csv")
+    oof = oof.iloc[:limit].reset_index(drop=True) if limit else oof
+    index = prepared.index.set_index("sequence_id").loc[oof["sequence_id"]]
+    folder = np.where(index["source"] == "train", "train_landmarks", "supplemental_landmarks")
+    return data, oof.assign(path=[f"{d}/{f}.parquet" for d, f in zip(folder, index["file_id"])])
+
+
 def score_run(run: str | Path, submission: str | Path | None = None) -> dict:
     """Grade a fingerspelling run's submission on its validation sequences next to the torch OOF score; writes
     ``score.json``; GateError when the projected time fails the latency gate (``tflite.latency_failure``)."""
     run = Path(run)
-    data, prepared = run_cache(run, PreparedFS)
-    oof = read_fs_oof(run / "oof.csv")
-    index = prepared.index.set_index("sequence_id").loc[oof["sequence_id"]]
-    folder = np.where(index["source"] == "train", "train_landmarks", "supplemental_landmarks")
-    rows = pd.DataFrame({"path": [f"{d}/{f}.parquet" for d, f in zip(folder, index["file_id"])],
-                         "sequence_id": oof["sequence_id"].to_numpy(), "phrase": oof["phrase"].to_numpy()})
-    res = grade_fingerspelling(submission or run / "submission.zip", data["data_dir"], rows)
+    data, oof = held_out_rows(run)
+    res = grade_fingerspelling(submission or run / "submission.zip", data["data_dir"], oof)
     res["torch_oof_score"] = fs_score(list(oof["phrase"]), list(oof["pred"]))
     res["fallback_phrase"] = data.get("fallback_phrase", "")
     res["fallback_score"] = fs_score(list(oof["phrase"]), [res["fallback_phrase"]] * len(oof))

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from aslkit import constants as C
-from aslkit.tasks.base import TaskPlugin
-from aslkit.tasks.fingerspelling import evaluate, export, grade, objective
+from aslkit.tasks.base import TaskPlugin, TaskPredict
+from aslkit.tasks.fingerspelling import evaluate, export, grade, objective, predict
 from aslkit.tasks.fingerspelling.families import FAMILIES
 from aslkit.tasks.fingerspelling.prepare import (
     FS_LANDMARKS,
@@ -65,4 +65,7 @@ PLUGIN = TaskPlugin(
     build_task=objective.build_task, score_key=objective.CTCObjective.score_key,
     task_export=export.task_export, score_run=grade.score_run, score_table=grade.score_table,
     validate=evaluate.validate_fs, validation_plots=evaluate.validation_plots, oof_summary=evaluate.oof_summary,
-    example_rows=example_rows, zoo_members=zoo_members, tune_space="fs")
+    example_rows=example_rows, zoo_members=zoo_members, tune_space="fs",
+    predict=TaskPredict(predict.grader_module, predict.input_columns, predict.read_inputs, predict.answer,
+                        predict.answer_text, predict.landmarks, predict.held_out,
+                        submission_files=("inference_args.json",)))

@@ -10,24 +10,17 @@ import pandas as pd
 import torch
 
 from aslkit.data.islr import load_relevant_data_subset
-from aslkit.runs import checkpoint_path, run_cache
+from aslkit.runs import checkpoint_path
 from aslkit.tasks.base import TaskExport, degenerate_inputs
-from aslkit.tasks.signs.ensemble import is_ensemble, load_ensemble_model, member_checkpoints
-from aslkit.tasks.signs.grade import LATENCY_LIMIT_MS
-from aslkit.tasks.signs.graph import load_grader_model
-from aslkit.tasks.signs.prepare import PreparedSigns
+from aslkit.tasks.signs.ensemble import is_ensemble, member_checkpoints
+from aslkit.tasks.signs.grade import LATENCY_LIMIT_MS, held_out_rows
+from aslkit.tasks.signs.predict import grader_module
 
 
 def validation_sequences(run: str | Path, limit: int = 0) -> tuple[list[np.ndarray], pd.DataFrame]:
     """Raw grader inputs of a run's validation sequences, read from the original parquet files as Kaggle does."""
-    run = Path(run)
-    data, prepared = run_cache(run, PreparedSigns)
-    oof = pd.read_csv(run / "oof.csv")
-    if limit:
-        oof = oof.iloc[:limit]
-    index = prepared.index.set_index("sequence_id")
-    paths = [Path(data["data_dir"]) / index.loc[s, "path"] for s in oof["sequence_id"]]
-    return [load_relevant_data_subset(p) for p in paths], oof.reset_index(drop=True)
+    data, oof = held_out_rows(run, limit)
+    return [load_relevant_data_subset(Path(data["data_dir"]) / p) for p in oof["path"]], oof.drop(columns="path")
 
 
 def compare_logits(outs: list[np.ndarray], ref: list[np.ndarray], oof: pd.DataFrame) -> dict:
@@ -44,9 +37,8 @@ def compare_logits(outs: list[np.ndarray], ref: list[np.ndarray], oof: pd.DataFr
 def task_export(run: Path, checkpoint: str = "best", parity_limit: int = 0) -> TaskExport:
     """What ``aslkit convert`` needs from an asl-signs run or ensemble folder: the grader-input module (raw
     ``[T, 543, 3]``), edge cases, the validation sequences read as Kaggle does, and the logit comparison."""
-    ensemble = is_ensemble(run)
-    model = load_ensemble_model(run) if ensemble else load_grader_model(run, checkpoint)
-    sources = member_checkpoints(run) if ensemble else [checkpoint_path(run, checkpoint)]
+    model = grader_module(run, checkpoint)
+    sources = member_checkpoints(run) if is_ensemble(run) else [checkpoint_path(run, checkpoint)]
     seqs, oof = validation_sequences(run, parity_limit) if (run / "oof.csv").is_file() else ([], None)
     return TaskExport(model, torch.rand(23, 543, 3), (None, 543, 3), degenerate_inputs(), seqs, oof, compare_logits,
                       sources=sources, latency_budget_ms=LATENCY_LIMIT_MS)

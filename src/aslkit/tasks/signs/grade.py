@@ -37,15 +37,21 @@ def grade_signs(submission: str | Path, data_dir: str | Path, rows: pd.DataFrame
             "size_mb": size / 2 ** 20, "predictions": preds}
 
 
+def held_out_rows(run: str | Path, limit: int = 0) -> tuple[dict, pd.DataFrame]:
+    """A run's data record and its ``oof.csv`` rows (the first ``limit``; all for 0), each with ``path``: its
+    recording relative to the data folder."""
+    data, prepared = run_cache(Path(run), PreparedSigns)
+    oof = pd.read_csv(Path(run) / "oof.csv")
+    oof = oof.iloc[:limit].reset_index(drop=True) if limit else oof
+    return data, oof.assign(path=prepared.index.set_index("sequence_id").loc[oof["sequence_id"], "path"].to_numpy())
+
+
 def score_run(run: str | Path, submission: str | Path | None = None) -> dict:
     """Grade a run's submission on its held-out (validation) participants, next to the torch OOF accuracy; writes
     ``score.json``; GateError when the mean latency fails the latency gate (``tflite.latency_failure``)."""
     run = Path(run)
-    data, prepared = run_cache(run, PreparedSigns)
-    oof = pd.read_csv(run / "oof.csv")
-    index = prepared.index.set_index("sequence_id")
-    rows = pd.DataFrame({"path": index.loc[oof["sequence_id"], "path"].to_numpy(), "label": oof["label"]})
-    res = grade_signs(submission or run / "submission.zip", data["data_dir"], rows)
+    data, oof = held_out_rows(run)
+    res = grade_signs(submission or run / "submission.zip", data["data_dir"], oof)
     res["torch_oof_accuracy"] = float((oof["pred"] == oof["label"]).mean())
     res["participants"] = sorted(int(p) for p in oof["participant_id"].unique())
     res["latency_failure"] = latency_failure(res["latency_ms_mean"], LATENCY_LIMIT_MS)

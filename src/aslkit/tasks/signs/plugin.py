@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from aslkit import constants as C
-from aslkit.tasks.base import TaskPlugin
-from aslkit.tasks.signs import evaluate, export, grade, objective
+from aslkit.tasks.base import TaskPlugin, TaskPredict
+from aslkit.tasks.signs import evaluate, export, grade, objective, predict
 from aslkit.tasks.signs.ensemble import EnsembleConfig, make_ensemble
 from aslkit.tasks.signs.families import FAMILIES
 from aslkit.tasks.signs.prepare import PrepareConfig, PreparedSigns, prepare_signs, resolve_config
@@ -66,4 +66,6 @@ PLUGIN = TaskPlugin(
     score_key=objective.ClassificationObjective.score_key, task_export=export.task_export,
     score_run=grade.score_run, score_table=grade.score_table, validate=evaluate.validate,
     validation_plots=evaluate.validation_plots, oof_summary=evaluate.oof_summary, example_rows=example_rows,
-    zoo_members=zoo_members, tune_space="signs", make_ensemble=ensemble_of)
+    zoo_members=zoo_members, tune_space="signs", make_ensemble=ensemble_of,
+    predict=TaskPredict(predict.grader_module, predict.input_columns, predict.read_inputs, predict.answer,
+                        predict.answer_text, predict.landmarks, predict.held_out))
