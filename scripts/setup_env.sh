@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the kit's virtual environment: torch first (the pinned CPU wheel), then the exact pins of
-# requirements.txt, then the kit in editable mode, the torchvision shim, and the venv's own Jupyter kernel.
+# requirements.txt (and the video extra's, requirements-video.txt), then the kit in editable mode, the torchvision shim, and the venv's own Jupyter kernel.
 # Re-installs only when a stamp of the inputs (requirements, pyproject, this script, the shim) changes.
 # Usage: bash scripts/setup_env.sh        (ASLKIT_VENV to use another folder, PYTHON for the base interpreter)
 set -euo pipefail
@@ -12,7 +12,7 @@ STAMP="$VENV/.aslkit-setup-stamp"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --no-input)
 
 hash_inputs() {
-  cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml" "$ROOT/scripts/setup_env.sh" "$SHIM" | sha256sum | cut -d' ' -f1
+  cat "$ROOT/requirements.txt" "$ROOT/requirements-video.txt" "$ROOT/pyproject.toml" "$ROOT/scripts/setup_env.sh" "$SHIM" | sha256sum | cut -d' ' -f1
 }
 WANT="$(hash_inputs)"
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
@@ -25,6 +25,7 @@ echo "[setup] building $VENV (this takes a few minutes the first time)"
 TORCH_PIN="$(grep -E '^torch==' "$ROOT/requirements.txt")"
 "${PIP[@]}" install -q "$TORCH_PIN"                                      # alone first: takes the local CPU wheel
 "${PIP[@]}" install -q -r "$ROOT/requirements.txt"
+"${PIP[@]}" install -q -r "$ROOT/requirements-video.txt" -c "$ROOT/requirements.txt"   # the video extra (tests)
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
 
 SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"

@@ -87,3 +87,17 @@ def grader_tflite(tmp_path) -> Callable[[torch.nn.Module, dict[str, np.ndarray]]
         return parity
 
     return check
+
+
+def write_photo_video(path: Path, frames: int) -> Path:
+    """A real photograph (scikit-image's astronaut, Eileen Collins: face and upper body, no hands) as an MJPG video of
+    ``frames`` frames moving 3 pixels to the right per frame (needs the video extra and scikit-image)."""
+    import cv2
+    from skimage.data import astronaut
+    rgb = astronaut()
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (rgb.shape[1], rgb.shape[0]))
+    for t in range(frames):
+        writer.write(cv2.cvtColor(np.roll(rgb, 3 * t, axis=1), cv2.COLOR_RGB2BGR))
+    writer.release()
+    assert path.stat().st_size > 0
+    return path

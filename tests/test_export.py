@@ -224,3 +224,17 @@ def test_held_out_table_shows_truth_torch_and_tflite_side_by_side(converted):
     assert first == [C.signs()[i] for i in oof["pred"]] and all(t.count(",") == 1 for t in table["torch"])
     assert [t.split(" ")[0] for t in table["tflite"]] == first
     np.testing.assert_array_equal(recording(run, paths[0]), load_relevant_data_subset(paths[0]))
+
+
+def test_video_landmarks_round_trip_to_a_prediction(converted, tmp_path):
+    pytest.importorskip("mediapipe", reason="the video extra is not installed (pip install -r requirements-video.txt)")
+    pytest.importorskip("skimage.data", reason="scikit-image (requirements-video.txt) gives the photograph")
+    from conftest import write_photo_video
+
+    from aslkit.predict import predict, video_landmarks
+    run, _ = converted
+    video = write_photo_video(tmp_path / "astronaut.avi", 4)
+    out = video_landmarks(video, C.SLUG_SIGNS, tmp_path / "astronaut.parquet")
+    by_torch, by_tflite = predict(run, [out]), predict(run, [out], tflite=True)
+    assert by_torch[0]["frames"] == by_tflite[0]["frames"] == 4
+    assert by_torch[0]["top"][0]["index"] == by_tflite[0]["top"][0]["index"]

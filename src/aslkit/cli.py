@@ -16,13 +16,15 @@ from aslkit import constants as C
 from aslkit.config import PROFILES, SYNTH_SIZES, DataConfig, SynthConfig, make_config, parse_overrides, to_dict
 from aslkit.tasks.registry import DEFAULT_TASK
 from aslkit.tflite import GateError
+from aslkit.video import MissingExtra
 
 if TYPE_CHECKING:
     from aslkit.tune import TuneConfig
 
 # What the kit raises for a user's input (data, config, run folder, gates), each with a message naming the file,
 # row or setting; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError, GateError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError, GateError,
+               MissingExtra)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -150,6 +152,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"model: {results[0]['model']}" if results else "no recordings")
         for r in results:
             print(result_line(r))
+    return 0
+
+
+def _cmd_landmarks(args: argparse.Namespace) -> int:
+    from aslkit.predict import video_landmarks
+    if (args.video is None) == (args.camera is None):
+        raise ValueError("give a video file or --camera N (one of them)")
+    path = video_landmarks(args.video, args.task, args.out, args.sequence_id, args.camera, args.max_frames,
+                           args.model_complexity)
+    print(f"landmarks: {path} ({args.task} layout)")
     return 0
 
 
@@ -284,6 +296,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5, help="signs to show (asl-signs, default 5)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("landmarks", help="video -> MediaPipe Holistic landmarks in a competition's layout",
+                       description="Run MediaPipe Holistic (the solution that made the competition data) over every "
+                                   "frame of a video file (or a camera) and write the landmarks in the exact Kaggle "
+                                   "layout of --task, NaN where a part is not detected; aslkit predict and every "
+                                   "other stage read the file like competition data. Needs the video extra (pip "
+                                   "install -e .[video]).")
+    p.add_argument("video", nargs="?", default=None, help="video file (OpenCV reads it)")
+    p.add_argument("--camera", type=int, default=None, help="camera index instead of a file (untested here)")
+    p.add_argument("--task", choices=C.SLUGS, default=DEFAULT_TASK, help="layout of the output file")
+    p.add_argument("--out", required=True, help="output .parquet")
+    p.add_argument("--sequence-id", type=int, default=0, help="sequence_id of a fingerspelling file (default 0)")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (default all)")
+    p.add_argument("--model-complexity", type=int, choices=(0, 1, 2), default=1, help="Holistic pose model size")
+    p.set_defaults(func=_cmd_landmarks)
 
     p = sub.add_parser("score", help="local clone of Kaggle's grader on the run's held-out participants",
                        description="Grade submission.zip like Kaggle (parquet loader, signature runner, argmax, "

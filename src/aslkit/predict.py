@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from aslkit.runs import CONFIG_FILE
+from aslkit.data.errors import DataError
+from aslkit.runs import CONFIG_FILE, DATA_FILE
 from aslkit.submit import check_export
 from aslkit.tasks.base import TaskPlugin
-from aslkit.tasks.registry import plugin_of_run, plugin_of_submission
+from aslkit.tasks.registry import plugin, plugin_of_run, plugin_of_submission
 from aslkit.tflite import OUTPUT_NAME, grader_runner, selected_columns
+from aslkit.video import holistic_landmarks, video_frames
 
 
 @dataclass
@@ -52,11 +54,12 @@ def torch_predictor(run: Path, checkpoint: str = "best") -> Predictor:
 
 
 def load_predictor(model: str | Path, tflite: bool = False, checkpoint: str = "best") -> Predictor:
-    """A run folder (torch; its exported, gate-checked TFLite with ``tflite``) or a ``submission.zip``."""
+    """A run or one-file ensemble folder (torch; its exported, gate-checked TFLite with ``tflite``) or a
+    ``submission.zip``."""
     model = Path(model)
     if model.is_dir():
-        if not (model / CONFIG_FILE).is_file():
-            raise FileNotFoundError(f"{model}: not a run folder (no {CONFIG_FILE})")
+        if not any((model / f).is_file() for f in (CONFIG_FILE, DATA_FILE)):
+            raise FileNotFoundError(f"{model}: not a run folder (no {CONFIG_FILE} or {DATA_FILE})")
         if not tflite:
             return torch_predictor(model, checkpoint)
         check_export(model)
@@ -112,3 +115,15 @@ def recording(run: str | Path, path: str | Path, sequence_id: int | None = None)
 def result_line(result: dict) -> str:
     """One printed line per recording: its file, id, length and the answer."""
     return f"{result['input']} [{result['id']}, {result['frames']} frames]: {result['text']}"
+
+
+def video_landmarks(video: str | Path | None, task: str, out: str | Path, sequence_id: int = 0,
+                    camera: int | None = None, max_frames: int = 0, model_complexity: int = 1) -> Path:
+    """MediaPipe Holistic landmarks of a video file (or camera ``camera``) written to ``out`` in the Kaggle layout of
+    ``task`` (asl-signs: one long-format recording; fingerspelling: a wide file of one sequence, ``sequence_id``),
+    so that ``predict`` and every other stage read it like competition data (the ``video`` extra)."""
+    write = plugin(task).predict.write_recording
+    landmarks = holistic_landmarks(video_frames(video, camera, max_frames), model_complexity)
+    if not len(landmarks):
+        raise DataError(video if video is not None else f"camera {camera}", "no frames to read")
+    return write(landmarks, Path(out), sequence_id)

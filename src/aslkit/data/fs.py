@@ -10,7 +10,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aslkit.constants import AXES, CHAR_TO_INDEX, CHARACTERS, ROWS_PER_FRAME, parse_fs_column
+from aslkit.constants import AXES, CHAR_TO_INDEX, CHARACTERS, FS_COLUMNS, ROWS_PER_FRAME, parse_fs_column
+from aslkit.data.cache import write_atomic
 from aslkit.data.errors import (
     DataError,
     int_column,
@@ -273,3 +274,27 @@ def read_fs_file(pq_path: str | Path, selected_columns: list[str],
     if problems:
         raise DataError(pq_path, bad_sequences_text(problems))
     return seqs
+
+
+# Writers of the Kaggle layout (the synthetic data, video landmarks)
+def wide_frame(sequences: list[tuple[int, np.ndarray]]) -> pd.DataFrame:
+    """Sequences ``(sequence_id, [T, 543, 3])`` as the Kaggle wide table: index sequence_id, frame, x.., y.., z.."""
+    ids, frames, blocks = [], [], []
+    for sid, lm in sequences:
+        T = lm.shape[0]
+        ids.append(np.full(T, sid, dtype=np.int64))
+        frames.append(np.arange(T, dtype=np.int16))
+        blocks.append(landmarks_to_blocks(lm))                                    # x block, y block, z block
+    df = pd.DataFrame(np.concatenate(blocks), columns=FS_COLUMNS)
+    df.insert(0, "frame", np.concatenate(frames))
+    df.index = pd.Index(np.concatenate(ids), name="sequence_id")
+    return df
+
+
+def write_wide_recording(landmarks: np.ndarray, path: str | Path, sequence_id: int = 0) -> Path:
+    """One recording ``[T, 543, 3]`` (NaN = missing) as a Kaggle wide parquet of one sequence, written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sink = pa.BufferOutputStream()
+    wide_frame([(int(sequence_id), np.asarray(landmarks))]).to_parquet(sink)
+    return write_atomic(path, sink.getvalue().to_pybytes())

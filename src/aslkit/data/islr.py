@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from aslkit.constants import ROWS_PER_FRAME
+from aslkit.constants import LANDMARK_INDEX, LANDMARK_TYPES, ROWS_PER_FRAME
+from aslkit.data.cache import write_atomic
 from aslkit.data.errors import (
     DataError,
     int_column,
@@ -184,3 +186,30 @@ def read_long_parquet(pq_path: str | Path) -> pd.DataFrame:
     if len(df) == 0 or len(df) % ROWS_PER_FRAME:
         raise DataError(path, f"{len(df)} rows is not a positive multiple of {ROWS_PER_FRAME}")
     return df
+
+
+# Writers of the Kaggle layout (the synthetic data, video landmarks)
+_ROW_SUFFIX = np.array([f"-{t}-{i}" for t, i in zip(LANDMARK_TYPES, LANDMARK_INDEX)], dtype=object)
+
+
+def long_table(landmarks: np.ndarray, first_frame: int) -> pa.Table:
+    """One sequence ``[T, 543, 3]`` as the Kaggle long-format table (frame, row_id, type, landmark_index, x, y, z)."""
+    T = landmarks.shape[0]
+    frames = np.repeat(np.arange(first_frame, first_frame + T, dtype=np.int16), ROWS_PER_FRAME)
+    row_id = pc.binary_join_element_wise(pc.cast(pa.array(frames), pa.string()),
+                                         pa.array(np.tile(_ROW_SUFFIX, T), pa.string()), "")
+    xyz = landmarks.astype(np.float32).astype(np.float64).reshape(-1, 3)
+    return pa.table({
+        "frame": pa.array(frames, pa.int16()), "row_id": row_id,
+        "type": pa.array(np.tile(LANDMARK_TYPES, T), pa.string()),
+        "landmark_index": pa.array(np.tile(LANDMARK_INDEX, T), pa.int16()),
+        "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]})
+
+
+def write_long_recording(landmarks: np.ndarray, path: str | Path) -> Path:
+    """One recording ``[T, 543, 3]`` (NaN = missing) as a Kaggle long-format parquet, written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sink = pa.BufferOutputStream()
+    pq.write_table(long_table(np.asarray(landmarks), 0), sink)
+    return write_atomic(path, sink.getvalue().to_pybytes())

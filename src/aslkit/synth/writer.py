@@ -20,13 +20,12 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from aslkit import constants as C
 from aslkit.config import SYNTH_SIZES, SynthSize
-from aslkit.data.fs import landmarks_to_blocks
+from aslkit.data.fs import wide_frame
+from aslkit.data.islr import long_table
 from aslkit.data.sync import cpu_count
 from aslkit.synth.body import render, sample_signer
 from aslkit.synth.signs import lexicon, perform_sign
@@ -62,23 +61,6 @@ def used_signs(size: SynthSize) -> list[str]:
 # ----------------------------------------------------------------------------------------------------------------
 # asl-signs
 # ----------------------------------------------------------------------------------------------------------------
-_ROW_SUFFIX = np.array([f"-{t}-{i}" for t, i in zip(C.LANDMARK_TYPES, C.LANDMARK_INDEX)], dtype=object)
-
-
-def long_table(landmarks: np.ndarray, first_frame: int) -> pa.Table:
-    """One sequence ``[T, 543, 3]`` as the Kaggle long-format table (frame, row_id, type, landmark_index, x, y, z)."""
-    T = landmarks.shape[0]
-    frames = np.repeat(np.arange(first_frame, first_frame + T, dtype=np.int16), C.ROWS_PER_FRAME)
-    row_id = pc.binary_join_element_wise(pc.cast(pa.array(frames), pa.string()),
-                                         pa.array(np.tile(_ROW_SUFFIX, T), pa.string()), "")
-    xyz = landmarks.astype(np.float32).astype(np.float64).reshape(-1, 3)
-    return pa.table({
-        "frame": pa.array(frames, pa.int16()), "row_id": row_id,
-        "type": pa.array(np.tile(C.LANDMARK_TYPES, T), pa.string()),
-        "landmark_index": pa.array(np.tile(C.LANDMARK_INDEX, T), pa.int16()),
-        "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]})
-
-
 def _islr_job(args: tuple) -> list[dict]:
     """Generate and write the recordings of one participant (runs in a worker)."""
     out, seed, p_idx, pid, jobs = args
@@ -121,20 +103,6 @@ def write_signs(out: Path, size: SynthSize, seed: int, workers: int) -> dict[str
 # ----------------------------------------------------------------------------------------------------------------
 # asl-fingerspelling
 # ----------------------------------------------------------------------------------------------------------------
-def wide_frame(sequences: list[tuple[int, np.ndarray]]) -> pd.DataFrame:
-    """Sequences ``(sequence_id, [T, 543, 3])`` as the Kaggle wide table: index sequence_id, frame, x.., y.., z.."""
-    ids, frames, blocks = [], [], []
-    for sid, lm in sequences:
-        T = lm.shape[0]
-        ids.append(np.full(T, sid, dtype=np.int64))
-        frames.append(np.arange(T, dtype=np.int16))
-        blocks.append(landmarks_to_blocks(lm))                                    # x block, y block, z block
-    df = pd.DataFrame(np.concatenate(blocks), columns=C.FS_COLUMNS)
-    df.insert(0, "frame", np.concatenate(frames))
-    df.index = pd.Index(np.concatenate(ids), name="sequence_id")
-    return df
-
-
 def _fs_job(args: tuple) -> list[dict]:
     """Generate and write one wide parquet file (runs in a worker); only its rows when an interrupted run wrote it."""
     out, seed, folder, file_id, f_idx, people, sids, supplemental = args

@@ -178,6 +178,8 @@ class TaskPredict:
     answer_text: Callable[[dict], str]                   # the answer as one line
     landmarks: Callable[[Path, int | None], np.ndarray]  # (file, sequence_id) -> [T, 543, 3] (plots)
     held_out: Callable[[Path, int], pd.DataFrame]        # (run, k) -> file, sequence_id, truth of k held-out rows
+    write_recording: Callable[[np.ndarray, Path, int], Path]   # ([T, 543, 3], file, sequence_id) -> the file in
+    # the competition's layout (video landmarks)
     submission_files: tuple[str, ...] = ()               # what its submission.zip holds beside model.tflite
 
 

@@ -11,12 +11,13 @@ from torch import nn
 
 from aslkit import constants as C
 from aslkit.data.errors import DataError, require_file
-from aslkit.data.fs import columns_to_landmarks, landmarks_to_columns
+from aslkit.data.fs import columns_to_landmarks, landmarks_to_columns, write_wide_recording
 from aslkit.data.islr import read_recording_npy
 from aslkit.tasks.fingerspelling.export import grader_decode, load_fs_grader_model, wide_columns
 from aslkit.tasks.fingerspelling.grade import graded_sequences, held_out_rows
 
 grader_module = load_fs_grader_model
+write_recording = write_wide_recording     # ([T, 543, 3], file, sequence_id): a wide parquet of one sequence
 
 
 def input_columns(module: nn.Module) -> list[str]:

@@ -68,4 +68,4 @@ PLUGIN = TaskPlugin(
     validation_plots=evaluate.validation_plots, oof_summary=evaluate.oof_summary, example_rows=example_rows,
     zoo_members=zoo_members, tune_space="signs", make_ensemble=ensemble_of,
     predict=TaskPredict(predict.grader_module, predict.input_columns, predict.read_inputs, predict.answer,
-                        predict.answer_text, predict.landmarks, predict.held_out))
+                        predict.answer_text, predict.landmarks, predict.held_out, predict.write_recording))

@@ -11,7 +11,7 @@ from torch import nn
 
 from aslkit import constants as C
 from aslkit.data.errors import DataError, require_file
-from aslkit.data.islr import LONG_COLUMNS, load_relevant_data_subset, read_recording_npy
+from aslkit.data.islr import LONG_COLUMNS, load_relevant_data_subset, read_recording_npy, write_long_recording
 from aslkit.tasks.signs.ensemble import is_ensemble, load_ensemble_model
 from aslkit.tasks.signs.grade import held_out_rows
 from aslkit.tasks.signs.graph import load_grader_model
@@ -61,6 +61,11 @@ def held_out(run: str | Path, k: int) -> pd.DataFrame:
     data, oof = held_out_rows(run, k)
     return pd.DataFrame({"file": [Path(data["data_dir"]) / p for p in oof["path"]], "sequence_id": None,
                          "truth": [C.signs()[i] for i in oof["label"]]})
+
+
+def write_recording(landmarks: np.ndarray, path: str | Path, sequence_id: int = 0) -> Path:
+    """A recording ``[T, 543, 3]`` as an asl-signs long-format parquet (one recording per file)."""
+    return write_long_recording(landmarks, path)
 
 
 def answer(outputs: np.ndarray, top_k: int = 5) -> dict:
