@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from aslkit import constants as C
@@ -21,6 +22,7 @@ from aslkit.tasks.fingerspelling.augment import (
     finger_positions,
     fs_affine_groups,
     outer_cutmix,
+    time_flip,
 )
 from aslkit.transforms import HorizontalFlip, PartMirror, RandomAffine, SpatialMask, TimeMask
 
@@ -293,6 +295,53 @@ def test_outer_cutmix_suffix_of_one_then_prefix_of_other(T1, T2, p1, p2):
 def test_outer_cutmix_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="same S"):
         outer_cutmix(np.zeros((3, 130, 3)), "a", np.zeros((3, 10, 3)), "b", rng())
+
+
+def test_time_flip_reverses_frames_and_phrase_together():
+    x = marked(7, 1)
+    before = x.copy()
+    y, phrase = time_flip(x, "abc 12")
+    np.testing.assert_array_equal(y, before[::-1])
+    assert phrase == "21 cba" and y.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(x, before)                               # the input is not modified
+
+
+class _Cache:
+    """The two things FSSampler reads from a prepared cache: sequences by row and the landmark subset."""
+
+    subset = C.FS_130
+
+    def __init__(self, seqs: list[np.ndarray]):
+        self.seqs = seqs
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.seqs[i]
+
+
+@pytest.mark.parametrize("p, flipped", [(1.0, True), (0.0, False)])
+def test_the_sampler_flips_frames_and_phrase_with_time_flip_p(p, flipped):
+    from aslkit.tasks.fingerspelling.objective import FSSampler
+    seqs = [marked(12, 1), marked(9, 2)]
+    index = pd.DataFrame({"phrase": ["hello", "ab"], "participant_id": [1, 1]})
+    sampler = FSSampler(_Cache(seqs), index, lambda x, rng: x, cutmix_p=0.0, max_frames=100, time_flip_p=p)
+    sampler.fit(np.arange(2))
+    x, (ids, _) = sampler(0, rng(0))
+    want = seqs[0][::-1] if flipped else seqs[0]
+    np.testing.assert_array_equal(x, want)
+    assert "".join(C.CHARACTERS[i] for i in ids) == ("olleh" if flipped else "hello")
+    x_val, (ids_val, _) = sampler(0, None)                                   # validation: never flipped
+    np.testing.assert_array_equal(x_val, seqs[0])
+    assert "".join(C.CHARACTERS[i] for i in ids_val) == "hello"
+
+
+def test_time_flip_is_f5s_in_full_and_off_in_the_quick_presets():
+    from aslkit.tasks.fingerspelling.families.ctc import PRESETS
+    assert FSAugmentConfig().time_flip_p == 0.5                             # F5 TimeFlip(p=0.5)
+    assert PRESETS["quick"]["augment"]["time_flip_p"] == PRESETS["ci"]["augment"]["time_flip_p"] == 0.0
+    from aslkit.tasks.fingerspelling.objective import FSSampler
+    empty = pd.DataFrame({"phrase": [], "participant_id": []})
+    with pytest.raises(ValueError, match="augment.time_flip_p must be a probability"):
+        FSSampler(_Cache([]), empty, None, 0.0, 10, time_flip_p=1.5)
 
 
 @pytest.mark.parametrize("T", [50, 1, 2])

@@ -11,7 +11,8 @@ fingerspelling transforms:
   random time windows), ``TimeMask`` (one of 1 x 20-40 %, 2 x 10-20 % or 4 x 5-10 % of the frames), ``SpatialMask``
   (a box of 5-10 % of the landmark bounding box), a global ``RandomAffine``, and ``outer_cutmix`` (two sequences of
   the same participant, done by the dataset because it needs a second sample);
-* F5 (5th place): ``RandomResample`` (speed x0.5-1.5), ``FrameBlockMask`` per landmark group, ``FrameNoise``,
+* F5 (5th place): ``time_flip`` (frames and phrase reversed, done by the dataset), ``RandomResample`` (speed
+  x0.5-1.5), ``FrameBlockMask`` per landmark group, ``FrameNoise``,
   ``FeatureMask`` and a per-group ``RandomAffine``.
 
 Masks write NaN: the F1/F5 code masks with 0 after normalisation, which is what NaN becomes in the features.
@@ -116,6 +117,13 @@ def outer_cutmix(x1: np.ndarray, phrase1: str, x2: np.ndarray, phrase2: str, rng
     (a, pa), (b, pb) = ((x2, phrase2), (x1, phrase1)) if rng.random() < 0.5 else ((x1, phrase1), (x2, phrase2))
     x = np.concatenate([a[_cut(len(a), f):], b[:_cut(len(b), f)]])
     return x, pa[_cut(len(pa), f):] + pb[:_cut(len(pb), f)]
+
+
+def time_flip(x: np.ndarray, phrase: str) -> tuple[np.ndarray, str]:
+    """F5's TimeFlip: the frames in reverse order and the phrase reversed with them (the CTC target follows the
+    frames). The dataset applies it with probability ``FSAugmentConfig.time_flip_p``, after ``outer_cutmix`` and
+    before ``default_fs_augment``. The input is not modified."""
+    return np.ascontiguousarray(x[::-1]), phrase[::-1]
 
 
 class RandomResample(RandomTimeInterpolation):
@@ -228,6 +236,7 @@ class FSAugmentConfig:
     feature_mask_p: float = 0.1                                   # F5 FeatureMask
     feature_mask_ratio: float = 0.1                               # F5
     cutmix_p: float = 0.5                                         # F1 outer_cutmix (applied by the dataset)
+    time_flip_p: float = 0.5                                      # F5 TimeFlip(p=0.5) (applied by the dataset)
 
 
 def default_fs_augment(cfg: FSAugmentConfig | None = None) -> Compose:

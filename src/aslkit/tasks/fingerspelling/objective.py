@@ -16,12 +16,13 @@ from aslkit.data.fs import decode_indices, encode_phrase
 from aslkit.recipes import TeacherTerm, ousm_mean
 from aslkit.runs import TrainConfig, data_record, write_csv_atomic
 from aslkit.tasks.base import TaskParts
-from aslkit.tasks.fingerspelling.augment import FSAugmentConfig, outer_cutmix
+from aslkit.tasks.fingerspelling.augment import FSAugmentConfig, outer_cutmix, time_flip
 from aslkit.tasks.fingerspelling.ctc_ops import ctc_loss, greedy_decode
 from aslkit.tasks.fingerspelling.evaluate import fallback_phrase, fs_score
 from aslkit.tasks.fingerspelling.families import FAMILIES
 from aslkit.tasks.fingerspelling.frames import hand_frames, select_frames
 from aslkit.tensor_ops import batch_features, pack_landmarks
+from aslkit.transforms import check_p
 
 
 class CTCObjective:
@@ -113,10 +114,13 @@ class CTCObjective:
 
 class FSSampler:
     """Training samples of a prepared fingerspelling cache: outer CutMix with a partner of the same participant,
-    the per-sample augmentation, the frame cap; target = (character ids, frames with a hand)."""
+    the time flip (frames and phrase), the per-sample augmentation, the frame cap; target = (character ids, frames
+    with a hand). A probability of 0 draws nothing, so the random stream of the other draws stays as it was."""
 
-    def __init__(self, prepared, index: pd.DataFrame, transform, cutmix_p: float, max_frames: int):
+    def __init__(self, prepared, index: pd.DataFrame, transform, cutmix_p: float, max_frames: int,
+                 time_flip_p: float = 0.0):
         self.prepared, self.transform, self.cutmix_p, self.max_frames = prepared, transform, cutmix_p, max_frames
+        self.time_flip_p = check_p("augment.time_flip_p", time_flip_p)
         self.phrases = index["phrase"].to_numpy()
         self.participants = index["participant_id"].to_numpy()
         self.partners: dict[int, np.ndarray] = {}
@@ -134,6 +138,8 @@ class FSSampler:
                 j = int(rng.choice(pool))
                 x, phrase = outer_cutmix(x, phrase, np.asarray(self.prepared[j], np.float32), str(self.phrases[j]),
                                          rng)
+            if self.time_flip_p > 0 and rng.random() < self.time_flip_p:
+                x, phrase = time_flip(x, phrase)
             x = self.transform(x, rng)
         x = select_frames(x, self.max_frames)
         return x, (encode_phrase(phrase), hand_frames(x, self.prepared.subset))
@@ -155,7 +161,7 @@ def build_task(cfg: TrainConfig, prepared: Any) -> TaskParts:
     index = prepared.index.merge(prepared.folds[["sequence_id", "fold"]], on="sequence_id", how="left")
     acfg = make_config(FSAugmentConfig, overrides=cfg.augment)
     transform = FAMILIES.build_augment(cfg, prepared.subset)
-    sampler = FSSampler(prepared, index, transform, acfg.cutmix_p, features.cfg.max_frames)
+    sampler = FSSampler(prepared, index, transform, acfg.cutmix_p, features.cfg.max_frames, acfg.time_flip_p)
     objective = CTCObjective(min_hand_frames=cfg.min_hand_frames, ousm_k=cfg.recipe.ousm_k, features=features)
     is_supp = (index["source"] == "supplemental").to_numpy()
     data = data_record(prepared)

@@ -21,7 +21,8 @@ DESCRIPTION = "F5: dominant hand, arms and lips per frame -> Conv1d stem + rotar
 FS_LIGHT_AUGMENT = {"resample_p": 0.3, "resample_scale": (0.8, 1.25), "affine_p": 0.5, "affine_degree": (-15.0, 15.0),
                     "part_affine_p": 0.0, "noise_p": 0.0, "finger_drop_p": 0.0, "block_mask_hands_p": 0.0,
                     "block_mask_arms_p": 0.1, "block_mask_lips_p": 0.1,
-                    "time_mask_p": 0.0, "spatial_mask_p": 0.0, "feature_mask_p": 0.0, "cutmix_p": 0.2}
+                    "time_mask_p": 0.0, "spatial_mask_p": 0.0, "feature_mask_p": 0.0, "cutmix_p": 0.2,
+                    "time_flip_p": 0.0}
 
 
 PRESETS: dict[str, dict[str, Any]] = {
