@@ -55,3 +55,48 @@ def test_too_few_frames_and_the_empty_target():
     assert states.tolist() == [0, 0]
     states, _ = ctc_forced_align(emissions([1, 1]), [1, 1][:1], blank=BLANK)
     assert character_spans(states, 1).tolist() == [[0, 1]]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# CutMix at aligned character boundaries
+# ------------------------------------------------------------------------------------------------------------------
+def aligned_sequence(phrase: str, seq: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A ``[T, 2, 3]`` sequence whose frames say where they come from: ``1000 * seq + k + 1`` on the frames of
+    character k (1-3 frames each), ``1000 * seq`` on the 0-2 frames between, and the spans of its characters."""
+    rng = np.random.default_rng(seed)
+    values, spans = [], []
+    for k in range(len(phrase)):
+        values += [1000 * seq] * int(rng.integers(0, 3))
+        spans.append([len(values), len(values) + int(rng.integers(1, 4)) - 1])
+        values += [1000 * seq + k + 1] * (spans[-1][1] - spans[-1][0] + 1)
+    values += [1000 * seq] * int(rng.integers(0, 3))
+    x = np.repeat(np.asarray(values, np.float32)[:, None, None], 2, axis=1).repeat(3, axis=2)
+    return x, np.asarray(spans, np.int64)
+
+
+def test_aligned_cutmix_cuts_between_characters_and_the_phrase_follows_the_frames():
+    from aslkit.tasks.fingerspelling.align import aligned_cutmix
+    phrases = {1: "hello world", 2: "abc"}
+    seen = set()
+    for seed in range(40):
+        (x1, s1), (x2, s2) = aligned_sequence(phrases[1], 1, seed), aligned_sequence(phrases[2], 2, seed + 100)
+        x, phrase = aligned_cutmix(x1, phrases[1], s1, x2, phrases[2], s2, np.random.default_rng(seed))
+        marks = x[:, 0, 0].astype(int)
+        chars = [phrases[m // 1000][m % 1000 - 1] for i, m in enumerate(marks)
+                 if m % 1000 and (i == 0 or marks[i - 1] != m)]
+        assert "".join(chars) == phrase                                     # every character whole, none cut
+        first = marks[0] // 1000
+        seen.add(first)
+        n_first = int((marks // 1000 == first).sum())
+        assert (marks[:n_first] // 1000 == first).all()                     # a suffix of one, a prefix of the other
+    assert seen == {1, 2}
+
+
+def test_aligned_cutmix_without_alignments_is_outer_cutmix():
+    from aslkit.tasks.fingerspelling.align import aligned_cutmix
+    from aslkit.tasks.fingerspelling.augment import outer_cutmix
+    (x1, s1), (x2, _) = aligned_sequence("abcd", 1, 0), aligned_sequence("xyz", 2, 1)
+    x, p = aligned_cutmix(x1, "abcd", s1, x2, "xyz", None, np.random.default_rng(3))
+    y, q = outer_cutmix(x1, "abcd", x2, "xyz", np.random.default_rng(3))
+    np.testing.assert_array_equal(x, y)
+    assert p == q

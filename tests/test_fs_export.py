@@ -21,7 +21,7 @@ from aslkit.export import ConvertConfig, convert
 from aslkit.submit import score_run, submit
 from aslkit.tasks.fingerspelling.export import degenerate_fs_inputs, grader_decode, load_fs_grader_model
 from aslkit.tasks.fingerspelling.grade import grade_fingerspelling
-from aslkit.tasks.fingerspelling.prepare import PrepareFSConfig, prepare_fingerspelling
+from aslkit.tasks.fingerspelling.prepare import PreparedFS, PrepareFSConfig, prepare_fingerspelling
 from aslkit.tflite import selected_columns, tflite_runner
 from aslkit.train import make_train_config, train
 
@@ -227,3 +227,27 @@ def test_held_out_table_and_the_recording_of_a_phrase(fs_runs):
     assert full.shape[1:] == (C.ROWS_PER_FRAME, 3) and np.isfinite(full[:, C.POSE]).any()   # every landmark read
     wide = graded_sequences(path, C.FS_130_COLUMNS, [sid])[sid]
     np.testing.assert_array_equal(columns_to_landmarks(wide, C.FS_130_COLUMNS)[:, C.FS_130], full[:, C.FS_130])
+
+
+def test_align_writes_ordered_character_spans_that_the_sampler_reads(fs_runs, tmp_path, capsys):
+    from aslkit.cli import main
+    from aslkit.runs import read_run_config, run_cache
+    from aslkit.tasks.fingerspelling.align import read_alignment
+    from aslkit.tasks.fingerspelling.objective import build_task
+    _, rand, _ = fs_runs
+    assert main(["align", str(rand)]) == 0
+    assert "sequences aligned" in capsys.readouterr().out
+    alignment = read_alignment(rand)
+    _, prepared = run_cache(rand, PreparedFS)
+    index = prepared.index.set_index("sequence_id")
+    assert 0 < len(alignment) <= len(index)
+    for sid, spans in alignment.items():
+        assert len(spans) == len(index.loc[sid, "phrase"])                  # one span per character
+        assert (spans[:, 0] <= spans[:, 1]).all() and (spans[1:, 0] > spans[:-1, 1]).all()
+        assert spans.min() >= 0 and spans.max() < len(prepared[int(np.flatnonzero(index.index == sid)[0])])
+    cfg = read_run_config(rand)
+    cfg.augment = {**cfg.augment, "cutmix_alignment": str(rand)}
+    assert build_task(cfg, prepared).sample.alignment.keys() == alignment.keys()
+    (tmp_path / "config.yaml").write_text("task: asl-signs\n")
+    assert main(["align", str(tmp_path)]) == 1
+    assert "runs of this task have no CTC alignment" in capsys.readouterr().err

@@ -140,6 +140,15 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_align(args: argparse.Namespace) -> int:
+    from aslkit.tasks.registry import plugin_of_run
+    align = plugin_of_run(args.run).align
+    if align is None:
+        raise ValueError(f"{args.run}: runs of this task have no CTC alignment")
+    align(Path(args.run), args.checkpoint)
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     import json
 
@@ -282,6 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder")
     p.add_argument("--out", default=None, help="zip path (default <run>/submission.zip)")
     p.set_defaults(func=_cmd_submit)
+
+    p = sub.add_parser("align", help="CTC forced alignment of every sequence of a fingerspelling run's cache",
+                       description="Align every sequence of the run's prepared cache to its phrase with the run's "
+                                   "trained CTC model (Viterbi over the CTC lattice) into <run>/alignment.parquet: "
+                                   "first and last frame of every character. augment.cutmix_alignment=<run> then "
+                                   "cuts CutMix between characters (F5).")
+    p.add_argument("run", help="fingerspelling run folder")
+    p.add_argument("--checkpoint", default="best", help="checkpoint (default best)")
+    p.set_defaults(func=_cmd_align)
 
     p = sub.add_parser("predict", help="a trained model on new recordings: the top-k signs, or the phrase",
                        description="Run a run folder's model (torch; --tflite: its exported TFLite) or a "

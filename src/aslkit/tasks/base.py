@@ -210,6 +210,7 @@ class TaskPlugin:
     tune_space: str                               # the default search space of ``aslkit tune``
     predict: TaskPredict                          # ``aslkit predict`` on new recordings
     make_ensemble: Callable[..., Path] | None = None   # (member runs, name, weights_from, weights) -> folder
+    align: Callable[[Path, str], Path] | None = None   # (CTC run, checkpoint) -> its alignment of every sequence
 
 
 def participant_spread(per_participant: pd.DataFrame, metric: str) -> dict[str, Any]:

@@ -93,7 +93,7 @@ class FingerDrop(Transform):
         return out
 
 
-def _cut(n: int, fraction: float) -> int:
+def cut_index(n: int, fraction: float) -> int:
     """Cut index ``round(n * fraction)`` kept inside ``[1, n-1]`` (0 when ``n <= 1``): both parts are non-empty
     when ``n >= 2``."""
     return 0 if n <= 1 else min(max(int(round(n * fraction)), 1), n - 1)
@@ -115,8 +115,8 @@ def outer_cutmix(x1: np.ndarray, phrase1: str, x2: np.ndarray, phrase2: str, rng
         raise ValueError(f"outer_cutmix: sequences must be [T, S, 3] with the same S, got {x1.shape} and {x2.shape}")
     f = rng.random()
     (a, pa), (b, pb) = ((x2, phrase2), (x1, phrase1)) if rng.random() < 0.5 else ((x1, phrase1), (x2, phrase2))
-    x = np.concatenate([a[_cut(len(a), f):], b[:_cut(len(b), f)]])
-    return x, pa[_cut(len(pa), f):] + pb[:_cut(len(pb), f)]
+    x = np.concatenate([a[cut_index(len(a), f):], b[:cut_index(len(b), f)]])
+    return x, pa[cut_index(len(pa), f):] + pb[:cut_index(len(pb), f)]
 
 
 def time_flip(x: np.ndarray, phrase: str) -> tuple[np.ndarray, str]:
@@ -236,6 +236,8 @@ class FSAugmentConfig:
     feature_mask_p: float = 0.1                                   # F5 FeatureMask
     feature_mask_ratio: float = 0.1                               # F5
     cutmix_p: float = 0.5                                         # F1 outer_cutmix (applied by the dataset)
+    cutmix_alignment: str = ""                                    # F5: a run folder with alignment.parquet (aslkit
+    # align): CutMix cuts between two characters at their aligned boundary (align.aligned_cutmix)
     time_flip_p: float = 0.5                                      # F5 TimeFlip(p=0.5) (applied by the dataset)
 
 

@@ -16,6 +16,7 @@ from aslkit.data.fs import decode_indices, encode_phrase
 from aslkit.recipes import TeacherTerm, ousm_mean
 from aslkit.runs import TrainConfig, data_record, write_csv_atomic
 from aslkit.tasks.base import TaskParts
+from aslkit.tasks.fingerspelling.align import aligned_cutmix, read_alignment
 from aslkit.tasks.fingerspelling.augment import FSAugmentConfig, outer_cutmix, time_flip
 from aslkit.tasks.fingerspelling.ctc_ops import ctc_loss, greedy_decode
 from aslkit.tasks.fingerspelling.evaluate import fallback_phrase, fs_score
@@ -118,9 +119,11 @@ class FSSampler:
     with a hand). A probability of 0 draws nothing, so the random stream of the other draws stays as it was."""
 
     def __init__(self, prepared, index: pd.DataFrame, transform, cutmix_p: float, max_frames: int,
-                 time_flip_p: float = 0.0):
+                 time_flip_p: float = 0.0, alignment: dict[int, np.ndarray] | None = None):
         self.prepared, self.transform, self.cutmix_p, self.max_frames = prepared, transform, cutmix_p, max_frames
         self.time_flip_p = check_p("augment.time_flip_p", time_flip_p)
+        self.alignment = alignment
+        self.sequence_ids = index["sequence_id"].to_numpy() if alignment is not None else None
         self.phrases = index["phrase"].to_numpy()
         self.participants = index["participant_id"].to_numpy()
         self.partners: dict[int, np.ndarray] = {}
@@ -130,14 +133,21 @@ class FSSampler:
         rows = np.unique(rows)
         self.partners = {int(p): rows[self.participants[rows] == p] for p in np.unique(self.participants[rows])}
 
+    def cutmix(self, i: int, j: int, x: np.ndarray, phrase: str, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        """Outer CutMix of row ``i`` (``x``, ``phrase``) with row ``j``: at aligned character boundaries when the
+        sampler has an alignment (``align.aligned_cutmix``), else at one fraction of both (``outer_cutmix``)."""
+        other, other_phrase = np.asarray(self.prepared[j], np.float32), str(self.phrases[j])
+        if self.alignment is None:
+            return outer_cutmix(x, phrase, other, other_phrase, rng)
+        spans = [self.alignment.get(int(self.sequence_ids[r])) for r in (i, j)]
+        return aligned_cutmix(x, phrase, spans[0], other, other_phrase, spans[1], rng)
+
     def __call__(self, i: int, rng: np.random.Generator | None) -> tuple[np.ndarray, tuple[np.ndarray, int]]:
         x, phrase = np.asarray(self.prepared[i], dtype=np.float32), str(self.phrases[i])
         if rng is not None:
             pool = self.partners.get(int(self.participants[i]), np.zeros(0, np.int64))
             if self.cutmix_p > 0 and rng.random() < self.cutmix_p and len(pool) > 1:
-                j = int(rng.choice(pool))
-                x, phrase = outer_cutmix(x, phrase, np.asarray(self.prepared[j], np.float32), str(self.phrases[j]),
-                                         rng)
+                x, phrase = self.cutmix(i, int(rng.choice(pool)), x, phrase, rng)
             if self.time_flip_p > 0 and rng.random() < self.time_flip_p:
                 x, phrase = time_flip(x, phrase)
             x = self.transform(x, rng)
@@ -161,7 +171,9 @@ def build_task(cfg: TrainConfig, prepared: Any) -> TaskParts:
     index = prepared.index.merge(prepared.folds[["sequence_id", "fold"]], on="sequence_id", how="left")
     acfg = make_config(FSAugmentConfig, overrides=cfg.augment)
     transform = FAMILIES.build_augment(cfg, prepared.subset)
-    sampler = FSSampler(prepared, index, transform, acfg.cutmix_p, features.cfg.max_frames, acfg.time_flip_p)
+    alignment = read_alignment(acfg.cutmix_alignment) if acfg.cutmix_alignment else None
+    sampler = FSSampler(prepared, index, transform, acfg.cutmix_p, features.cfg.max_frames, acfg.time_flip_p,
+                        alignment)
     objective = CTCObjective(min_hand_frames=cfg.min_hand_frames, ousm_k=cfg.recipe.ousm_k, features=features)
     is_supp = (index["source"] == "supplemental").to_numpy()
     data = data_record(prepared)

@@ -8,7 +8,7 @@ import pandas as pd
 
 from aslkit import constants as C
 from aslkit.tasks.base import TaskPlugin, TaskPredict
-from aslkit.tasks.fingerspelling import evaluate, export, grade, objective, predict
+from aslkit.tasks.fingerspelling import align, evaluate, export, grade, objective, predict
 from aslkit.tasks.fingerspelling.families import FAMILIES
 from aslkit.tasks.fingerspelling.prepare import (
     FS_LANDMARKS,
@@ -68,4 +68,5 @@ PLUGIN = TaskPlugin(
     example_rows=example_rows, zoo_members=zoo_members, tune_space="fs",
     predict=TaskPredict(predict.grader_module, predict.input_columns, predict.read_inputs, predict.answer,
                         predict.answer_text, predict.landmarks, predict.held_out, predict.write_recording,
-                        submission_files=("inference_args.json",)))
+                        submission_files=("inference_args.json",)),
+    align=align.align_run)
