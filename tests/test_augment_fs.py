@@ -367,8 +367,11 @@ def test_config_yaml_round_trip_and_overrides(tmp_path):
     back = load_config(FSAugmentConfig, save_config(cfg, tmp_path / "aug.yaml"))
     assert back == cfg
     assert load_config(FSAugmentConfig, save_config(FSAugmentConfig(), tmp_path / "d.yaml")) == FSAugmentConfig()
-    for f in dataclasses.fields(FSAugmentConfig):
-        assert f.type in ("float", "int", "tuple[float, float]", "tuple[int, int]", "tuple[int, ...]"), f
+    for f in dataclasses.fields(FSAugmentConfig):                          # plain values (and one run folder)
+        assert f.type in ("float", "int", "tuple[float, float]", "tuple[int, int]", "tuple[int, ...]") or (
+            f.name == "cutmix_alignment" and f.type == "str"), f
+    aligned = make_config(FSAugmentConfig, overrides=["cutmix_alignment=logs/ctc_run"])
+    assert load_config(FSAugmentConfig, save_config(aligned, tmp_path / "a.yaml")).cutmix_alignment == "logs/ctc_run"
     pipe = default_fs_augment(cfg)
     mirrors = [t for t in pipe.transforms if isinstance(t, PartMirror)]
     assert len(mirrors) == 1 and mirrors[0].p == 0.0 and mirrors[0].layout is L
