@@ -56,6 +56,14 @@ def read_train_csv(data_dir: str | Path, label_map: dict[str, int] | None = None
     return df
 
 
+def parquet_columns(path: str | Path) -> list[str]:
+    """The column names of a parquet file, [] when it cannot be read (the reader that follows names the problem)."""
+    try:
+        return pq.read_schema(path).names
+    except Exception:  # pyarrow raises several types for corrupt files
+        return []
+
+
 def load_relevant_data_subset(pq_path: str | Path) -> np.ndarray:
     """One sequence as Kaggle's grader loads it: ``[n_frames, 543, 3]`` float32, NaNs kept.
 

@@ -18,10 +18,10 @@ import torch
 from aslkit.data.cache import write_atomic
 from aslkit.data.errors import DataError, require_columns
 from aslkit.data.fs import encode_phrase
-from aslkit.runs import checkpoint_path, load_checkpoint, read_run_config, run_cache
+from aslkit.runs import run_cache
 from aslkit.tasks.fingerspelling.augment import cut_index, outer_cutmix
 from aslkit.tasks.fingerspelling.ctc_ops import character_spans, ctc_forced_align
-from aslkit.tasks.fingerspelling.families import FAMILIES
+from aslkit.tasks.fingerspelling.export import load_fs_grader_model
 from aslkit.tasks.fingerspelling.frames import frame_positions
 from aslkit.tasks.fingerspelling.prepare import PreparedFS
 
@@ -51,10 +51,9 @@ def align_run(run: str | Path, checkpoint: str = "best") -> Path:
     """``<run>/alignment.parquet``: every sequence of the run's cache aligned by its trained model (written
     atomically); the number of sequences too short for their phrase is printed."""
     run = Path(run)
-    data, prepared = run_cache(run, PreparedFS)
-    features, model = FAMILIES.build_modules(read_run_config(run), np.array(data["subset"]))
-    model.load_state_dict(load_checkpoint(checkpoint_path(run, checkpoint))["model"])
-    features.eval(), model.eval()
+    _, prepared = run_cache(run, PreparedFS)
+    graph = load_fs_grader_model(run, checkpoint)
+    features, model = graph.features, graph.model
     parts, skipped = [], 0
     for row, (sid, phrase) in enumerate(zip(prepared.index["sequence_id"], prepared.index["phrase"])):
         spans = sequence_spans(features, model, np.asarray(prepared[row]), str(phrase))

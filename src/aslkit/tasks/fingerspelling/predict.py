@@ -6,13 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from torch import nn
 
 from aslkit import constants as C
 from aslkit.data.errors import DataError, require_file
 from aslkit.data.fs import columns_to_landmarks, landmarks_to_columns, write_wide_recording
-from aslkit.data.islr import read_recording_npy
+from aslkit.data.islr import parquet_columns, read_recording_npy
 from aslkit.tasks.fingerspelling.export import grader_decode, load_fs_grader_model, wide_columns
 from aslkit.tasks.fingerspelling.grade import graded_sequences, held_out_rows
 
@@ -25,14 +24,6 @@ def input_columns(module: nn.Module) -> list[str]:
     return wide_columns(module.features.landmarks)
 
 
-def _schema_names(path: Path) -> list[str]:
-    """Column names of a parquet file ([] when unreadable: the grader's reader then names the problem)."""
-    try:
-        return pq.read_schema(path).names
-    except Exception:  # pyarrow raises several types for corrupt files
-        return []
-
-
 def read_inputs(path: str | Path, columns: list[str] | None, sequence_id: int | None = None
                 ) -> list[tuple[int | str, np.ndarray]]:
     """The sequences of a wide parquet (all, or ``sequence_id``) with the selected ``columns``, as the grader clone
@@ -43,7 +34,7 @@ def read_inputs(path: str | Path, columns: list[str] | None, sequence_id: int | 
         return [(path.stem, landmarks_to_columns(read_recording_npy(path), columns))]
     if path.suffix != ".parquet":
         raise DataError(path, "expected a wide landmark .parquet (index sequence_id) or a .npy [T, 543, 3]")
-    names = _schema_names(path)
+    names = parquet_columns(path)
     if "landmark_index" in names and "sequence_id" not in names:
         raise DataError(path, "a long-format asl-signs recording; a fingerspelling model reads wide files (one "
                               "column per landmark and axis, index sequence_id)")
@@ -56,7 +47,7 @@ def landmarks(path: str | Path, sequence_id: int | None) -> np.ndarray:
     path = require_file(path, "landmark file")
     if path.suffix == ".npy":
         return read_recording_npy(path)
-    present = set(_schema_names(path))
+    present = set(parquet_columns(path))
     columns = [c for c in C.FS_COLUMNS if c in present]
     seqs = graded_sequences(path, columns, None if sequence_id is None else [int(sequence_id)])
     return columns_to_landmarks(next(iter(seqs.values())), columns)

@@ -6,12 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from torch import nn
 
 from aslkit import constants as C
 from aslkit.data.errors import DataError, require_file
-from aslkit.data.islr import LONG_COLUMNS, load_relevant_data_subset, read_recording_npy, write_long_recording
+from aslkit.data.islr import (
+    LONG_COLUMNS,
+    load_relevant_data_subset,
+    parquet_columns,
+    read_recording_npy,
+    write_long_recording,
+)
 from aslkit.tasks.signs.ensemble import is_ensemble, load_ensemble_model
 from aslkit.tasks.signs.grade import held_out_rows
 from aslkit.tasks.signs.graph import load_grader_model
@@ -39,10 +44,7 @@ def read_inputs(path: str | Path, columns: list[str] | None = None, sequence_id:
         return [(path.stem, read_recording_npy(path))]
     if path.suffix != ".parquet":
         raise DataError(path, "expected a long-format landmark .parquet or a .npy [T, 543, 3]")
-    try:
-        names = pq.read_schema(path).names
-    except Exception:  # an unreadable file: the grader's reader below names the problem
-        names = []
+    names = parquet_columns(path)
     if "x_right_hand_0" in names or "sequence_id" in names:
         raise DataError(path, f"a fingerspelling (wide) landmark file; an asl-signs model reads one long-format "
                               f"recording (columns {', '.join(LONG_COLUMNS)})")
