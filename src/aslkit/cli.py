@@ -82,6 +82,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from aslkit.pretrain import make_pretrain_config, pretrain
+    if args.resume:
+        if args.overrides or args.preset or args.overwrite:
+            raise SystemExit("error: --resume continues a run with its saved config; no preset/overrides")
+        pretrain(resume=args.resume)
+        return 0
+    pretrain(make_pretrain_config(args.preset, args.overrides), overwrite=args.overwrite)
+    return 0
+
+
 def _cmd_distill(args: argparse.Namespace) -> int:
     from aslkit.distill import distill_chain
     from aslkit.paths import logs_root
@@ -227,6 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "checkpoints, OOF files and exports are deleted)")
     _add_common(p)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("pretrain", help="self-supervised pretraining of the fingerspelling encoder (data2vec 2.0) "
+                                        "into logs/<run>/",
+                       description="F5's data2vec 2.0 on every sequence of the cache (labels unused; validation "
+                                   "participants left out) in the training loop, then <run>/checkpoints/encoder.pt; "
+                                   "fine-tune with aslkit train task=asl-fingerspelling recipe.init_from=logs/<run>. "
+                                   "e.g. aslkit pretrain --preset quick run_name=d2v pretrain.copies=8")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue logs/<run> from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start again in a run folder that is not empty")
+    _add_common(p)
+    p.set_defaults(func=_cmd_pretrain)
 
     p = sub.add_parser("distill", help="I2-T's knowledge-distillation chain: every stage a run folder that distils "
                                        "the one before",

@@ -141,7 +141,8 @@ def plot_learning_curves(history: pd.DataFrame, path: str | Path | None = None):
     for col, (label, ls) in curves.items():
         if col in history and history[col].notna().any():
             b.plot(history["epoch"], history[col], label=label, ls=ls)
-    b.set_xlabel("epoch"), b.set_ylabel("accuracy" if "val_acc" in history else "score"), b.legend()
+    b.set_xlabel("epoch"), b.set_ylabel("accuracy" if "val_acc" in history else "score")
+    b.legend() if b.lines else b.set_visible(False)                        # pretraining: a loss only
     fig.tight_layout()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

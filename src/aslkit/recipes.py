@@ -99,8 +99,11 @@ class AWP:
 
 
 def init_from_run(model: nn.Module, run: str | Path, checkpoint: str = "best") -> list[str]:
-    """Copy into ``model`` every tensor of the run's checkpoint whose name and shape match; returns their names."""
-    path = checkpoint_path(run, checkpoint)
+    """Copy into ``model`` every tensor of the run's checkpoint whose name and shape match; returns their names.
+    A pretraining run's ``encoder`` checkpoint (its pretrained encoder, written by ``aslkit pretrain``) is taken
+    in place of ``checkpoint`` when the run has one."""
+    path = checkpoint_path(run, "encoder")
+    path = path if path.is_file() else checkpoint_path(run, checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"recipe.init_from={run}: no checkpoint {path}")
     src = load_checkpoint(path)["model"]

@@ -56,6 +56,8 @@ class OptimConfig:
     label_smoothing: float = 0.2
     clip_grad: float = 5.0
     ema_decay: float = 0.0           # 0: no EMA
+    layer_decay: float = 1.0         # < 1: layer-wise learning-rate decay (each layer below the top gets this
+                                     # factor more; models with timm layer groups), e.g. fine-tuning a pretrained run
     amp: bool = True                 # used only on CUDA
 
 
@@ -101,6 +103,7 @@ class TrainConfig:
     """Everything a training run needs; saved as ``config.yaml`` in the run folder."""
 
     task: str = "asl-signs"
+    stage: str = "train"             # train | pretrain (self-supervised, ``aslkit pretrain``; fingerspelling)
     run_name: str = ""               # folder under logs/ (or an absolute path); empty: <task>_<model>_fold<k>_<time>
     prepared_dir: str = ""           # empty: prepare (or reuse) the default cache
     data_dir: str = ""
@@ -118,6 +121,7 @@ class TrainConfig:
     model: dict = field(default_factory=dict)      # overrides of the model family's config
     features: dict = field(default_factory=dict)   # overrides of the feature config
     augment: dict = field(default_factory=dict)    # overrides of the augmentation config
+    pretrain: dict = field(default_factory=dict)   # overrides of the task's pretraining config (stage=pretrain)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
@@ -226,6 +230,7 @@ def read_run_config(run: str | Path) -> TrainConfig:
 
 
 FEATURES_ON = ("auto", "loader", "device")
+STAGES = ("train", "pretrain")
 
 
 def check_train_config(cfg: TrainConfig) -> None:
@@ -235,6 +240,10 @@ def check_train_config(cfg: TrainConfig) -> None:
             raise ValueError(f"{name} must be at least 1, got {value}")
     if cfg.features_on not in FEATURES_ON:
         raise ValueError(f"features_on must be one of {FEATURES_ON}, got {cfg.features_on!r}")
+    if cfg.stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {cfg.stage!r}")
+    if not 0.0 < cfg.optim.layer_decay <= 1.0:
+        raise ValueError(f"optim.layer_decay must lie in (0, 1], got {cfg.optim.layer_decay}")
 
 
 def run_task(run: str | Path) -> str:

@@ -299,11 +299,21 @@ OPTIMIZERS = {"ranger": "lookahead_radam", "adamw": "adamw"}
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """Ranger (RAdam wrapped in Lookahead) or AdamW, from timm (no weight decay on biases and norms)."""
+    """Ranger (RAdam wrapped in Lookahead) or AdamW, from timm (no weight decay on biases and norms; frozen weights
+    left out). ``layer_decay`` < 1: timm's layer-wise groups (the model's ``group_matcher``), each group's learning
+    rate scaled by its factor (the schedules then scale every group alike)."""
     from timm.optim import create_optimizer_v2
     if cfg.optimizer not in OPTIMIZERS:
         raise ValueError(f"optim.optimizer must be one of {sorted(OPTIMIZERS)}, got {cfg.optimizer!r}")
-    return create_optimizer_v2(model, opt=OPTIMIZERS[cfg.optimizer], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    decay = cfg.layer_decay if cfg.layer_decay < 1.0 else None
+    if decay is not None and not hasattr(model, "group_matcher"):
+        raise ConfigError(f"optim.layer_decay={cfg.layer_decay}: {type(model).__name__} has no layer groups "
+                          f"(group_matcher); leave it at 1")
+    optimizer = create_optimizer_v2(model, opt=OPTIMIZERS[cfg.optimizer], lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                    layer_decay=decay)
+    for group in optimizer.param_groups:
+        group["lr"] = cfg.lr * group.get("lr_scale", 1.0)
+    return optimizer
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float):
@@ -581,7 +591,7 @@ def _train(cfg: TrainConfig, run: Path, resume: str | Path | None, parts: TaskPa
         row = {"epoch": epoch + 1, **(fit_epoch(model, train_loader, parts, d) if closed_form(model) else train_epoch(
             net, train_loader, optimizer, scheduler, ema, parts, o, d, scaler, epoch, cfg.seed, rec, student))}
         if d.main:
-            row.update(lr=optimizer.param_groups[0]["lr"])
+            row.update(lr=max(g["lr"] for g in optimizer.param_groups))   # the top layer's (layer_decay)
             _validate_epoch(run, cfg, state, row, eval_model_of(model, ema), val_loader, parts, d, t0)
             if student is not None:
                 student.end_epoch(epoch, val_loader, parts, d)

@@ -184,6 +184,16 @@ class TaskPredict:
 
 
 @dataclass(frozen=True)
+class TaskPretrain:
+    """A competition's self-supervised pretraining stage (``aslkit pretrain``)."""
+
+    presets: dict[str, dict[str, Any]]            # TrainConfig overrides per profile on top of the training presets
+    build_task: Callable[[Any, Any], TaskParts]   # (TrainConfig with stage=pretrain, prepared cache) -> loop parts
+    encoder_state: Callable[[dict], dict]         # a pretraining checkpoint's weights -> the fine-tuned model's
+    check_config: Callable[[Any], None]           # ConfigError naming a setting of a TrainConfig that cannot pretrain
+
+
+@dataclass(frozen=True)
 class TaskPlugin:
     """Everything the stages need from one competition (``aslkit.tasks.<task>.plugin.PLUGIN``)."""
 
@@ -211,6 +221,7 @@ class TaskPlugin:
     predict: TaskPredict                          # ``aslkit predict`` on new recordings
     make_ensemble: Callable[..., Path] | None = None   # (member runs, name, weights_from, weights) -> folder
     align: Callable[[Path, str], Path] | None = None   # (CTC run, checkpoint) -> its alignment of every sequence
+    pretrain: TaskPretrain | None = None          # self-supervised pretraining of the model's encoder
 
 
 def participant_spread(per_participant: pd.DataFrame, metric: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import numpy as np
 from torch import nn
 
 from aslkit import constants as C
+from aslkit.config import ConfigError
 from aslkit.runs import (
     CONFIG_FILE,
     DATA_FILE,
@@ -20,7 +21,7 @@ from aslkit.runs import (
     run_subset,
     run_task,
 )
-from aslkit.tasks.base import TaskParts, TaskPlugin
+from aslkit.tasks.base import TaskParts, TaskPlugin, TaskPretrain
 from aslkit.tflite import submission_files
 
 TASKS: dict[str, str] = {C.SLUG_SIGNS: "aslkit.tasks.signs.plugin",
@@ -56,8 +57,24 @@ def reference_run(run: str | Path) -> bool:
 
 
 def build_task(cfg: TrainConfig, prepared: Any) -> TaskParts:
-    """The ``TaskParts`` of a run config on an opened prepared cache."""
+    """The ``TaskParts`` of a run config on an opened prepared cache (its pretraining parts for ``stage=pretrain``)."""
+    if cfg.stage == "pretrain":
+        return pretrain_stage(cfg.task).build_task(cfg, prepared)
     return plugin(cfg.task).build_task(cfg, prepared)
+
+
+def has_pretraining(task: str) -> bool:
+    """Whether competition ``task`` has a pretraining stage (``aslkit pretrain``)."""
+    return plugin(task).pretrain is not None
+
+
+def pretrain_stage(task: str) -> TaskPretrain:
+    """The pretraining stage of competition ``task`` (ConfigError when it has none)."""
+    stage = plugin(task).pretrain
+    if stage is None:
+        raise ConfigError(f"task {task!r} has no pretraining stage (stage=pretrain); tasks with one: "
+                          f"{sorted(t for t in TASKS if has_pretraining(t))}")
+    return stage
 
 
 def build_modules(cfg: TrainConfig, subset: np.ndarray) -> tuple[nn.Module, nn.Module]:

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from aslkit import constants as C
-from aslkit.tasks.base import TaskPlugin, TaskPredict
-from aslkit.tasks.fingerspelling import align, evaluate, export, grade, objective, predict
+from aslkit.tasks.base import TaskPlugin, TaskPredict, TaskPretrain
+from aslkit.tasks.fingerspelling import align, evaluate, export, grade, objective, predict, pretrain
 from aslkit.tasks.fingerspelling.families import FAMILIES
 from aslkit.tasks.fingerspelling.prepare import (
     FS_LANDMARKS,
@@ -69,4 +69,6 @@ PLUGIN = TaskPlugin(
     predict=TaskPredict(predict.grader_module, predict.input_columns, predict.read_inputs, predict.answer,
                         predict.answer_text, predict.landmarks, predict.held_out, predict.write_recording,
                         submission_files=("inference_args.json",)),
-    align=align.align_run)
+    align=align.align_run,
+    pretrain=TaskPretrain(pretrain.PRESETS, pretrain.build_pretrain_task, pretrain.encoder_state,
+                          pretrain.check_config))

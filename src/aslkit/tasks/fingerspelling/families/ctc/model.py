@@ -107,18 +107,35 @@ class CTCEncoder(nn.Module):
         """Valid output frames ``[B, ceil(T / stride)]`` of an input frame mask ``[B, T]``."""
         return mask[:, ::self.cfg.stride]
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, distill: bool = False):
-        """Logits ``[B, ceil(T / stride), classes]``; with ``distill``, also those of the distillation head."""
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's layer groups (input layers, then one per block; the final norm and the heads, unmatched, last):
+        what ``optim.layer_decay`` scales the learning rate by."""
+        return {"stem": r"^proj|^stem", "blocks": r"^blocks\.(\d+)"}
+
+    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+               replace: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The final normalised states ``[B, T', dim]`` and every block's output (before the final norm).
+        ``replace`` = (input frames ``[B, T]`` bool, vector ``[dim]``): those frames' projected inputs become the
+        vector (the masked student of data2vec pretraining)."""
         valid = torch.ones_like(x[..., 0]) if mask is None else mask.to(x.dtype)
-        h = self.proj(x) * valid.unsqueeze(-1)
+        h = self.proj(x)
+        if replace is not None:
+            h = torch.where(replace[0].unsqueeze(-1), replace[1].to(h.dtype), h)
+        h = h * valid.unsqueeze(-1)
         conv = F.gelu(self.stem(h.transpose(1, 2)).transpose(1, 2), approximate="tanh")
         valid = self.output_mask(valid)
         h = (h[:, ::self.cfg.stride] + conv) * valid.unsqueeze(-1)
         bias = ((1.0 - valid) * -1e4)[:, None, None, :]                        # padded keys get no attention
         rope = self.rope(h)
+        layers = []
         for block in self.blocks:
             if self.training and self.cfg.layerdrop > 0 and torch.rand(()) < self.cfg.layerdrop:
                 continue                                                          # LayerDrop: skip the block
             h = block(h, rope, bias)
-        h = self.norm(h)
+            layers.append(h)
+        return self.norm(h), layers
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, distill: bool = False):
+        """Logits ``[B, ceil(T / stride), classes]``; with ``distill``, also those of the distillation head."""
+        h = self.encode(x, mask)[0]
         return (self.head(h), self.distill_head(h)) if distill else self.head(h)
