@@ -19,7 +19,7 @@ from aslkit import constants as C
 from aslkit.distill import distill_chain
 from aslkit.paths import logs_root
 from aslkit.runs import is_finished, read_run_config
-from aslkit.tasks.fingerspelling.families.ctc import FS_LIGHT_AUGMENT
+from aslkit.tasks.fingerspelling.augment import FS_LIGHT_AUGMENT
 from aslkit.train import make_train_config, train
 
 # the quick transformer as it was when this table was measured (before the preset came from a search, README);

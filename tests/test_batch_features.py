@@ -76,11 +76,12 @@ def test_length_chunks_is_the_cheapest_grouping_of_sorted_lengths():
     assert length_chunks([3, 400, 5, 4], 1 << 30) == [[0, 1, 2, 3]]
 
 
-@pytest.mark.parametrize("family", ["transformer", "cnn", "frames25", "conv1d", "ctc"])
+@pytest.mark.parametrize("family", ["transformer", "cnn", "frames25", "conv1d", "ctc", "f1"])
 def test_batch_features_by_length_groups_equal_one_call_over_the_batch(family):
-    task = C.SLUG_FS if family == "ctc" else C.SLUG_SIGNS
-    subset = np.asarray(C.FS_130 if family == "ctc" else C.CACHE_SUBSETS["islr"])
-    families = FS_FAMILIES if family == "ctc" else SIGNS_FAMILIES
+    fs = family in FS_FAMILIES
+    task = C.SLUG_FS if fs else C.SLUG_SIGNS
+    subset = np.asarray(C.FS_130 if fs else C.CACHE_SUBSETS["islr"])
+    families = FS_FAMILIES if fs else SIGNS_FAMILIES
     features, _ = families.build_modules(make_train_config("ci", {"task": task, "model_name": family}), subset)
     x, lengths = pack_landmarks(ragged_sequences(len(subset), seed=2))
     whole = batch_features(features, x, lengths, call_frames=1 << 30)

@@ -5,7 +5,8 @@ import torch
 
 from aslkit.constants import CTC_BLANK
 from aslkit.tasks.fingerspelling.ctc_ops import ctc_loss, greedy_decode
-from aslkit.tasks.fingerspelling.families.ctc.model import CTCConfig, CTCEncoder, Rotary, apply_rotary
+from aslkit.tasks.fingerspelling.families.ctc.model import CTCConfig, CTCEncoder
+from aslkit.tensor_ops import Rotary, apply_rotary
 
 SMALL = CTCConfig(dim=32, layers=2, heads=2, dropout=0.0, layerdrop=0.0, max_len=64)
 

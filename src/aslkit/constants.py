@@ -263,6 +263,10 @@ CHARACTERS = " !#$%&'()*+,-./0123456789:;=?@[_abcdefghijklmnopqrstuvwxyz~"
 CHAR_TO_INDEX: dict[str, int] = {c: i for i, c in enumerate(CHARACTERS)}
 assert len(CHAR_TO_INDEX) == 59
 CTC_BLANK = len(CHARACTERS)  # 59: index of the CTC blank (ignored by the grader's map)
+# attention decoders (F1): the characters, then padding (also what the grader drops), start, end and the decoder-input
+# mask token
+TOKEN_PAD, TOKEN_START, TOKEN_END, TOKEN_MASK = CTC_BLANK, CTC_BLANK + 1, CTC_BLANK + 2, CTC_BLANK + 3
+TOKENS = CTC_BLANK + 4       # 63, F1's vocabulary
 
 
 @lru_cache(maxsize=1)

@@ -56,6 +56,7 @@ class OptimConfig:
     label_smoothing: float = 0.2
     clip_grad: float = 5.0
     ema_decay: float = 0.0           # 0: no EMA
+    grad_accumulation: int = 1       # batches per optimiser step (F1: 8 x 64 = 512)
     layer_decay: float = 1.0         # < 1: layer-wise learning-rate decay (each layer below the top gets this
                                      # factor more; models with timm layer groups), e.g. fine-tuning a pretrained run
     amp: bool = True                 # used only on CUDA
@@ -96,6 +97,8 @@ class RecipeConfig:
     student: dict = field(default_factory=dict)   # model overrides of a student trained alongside (I6); empty: none
     student_kd_weight: float = 1.0   # the student's distillation weight (teacher: the EMA, else the model)
     soup_last: int = 0               # > 0: uniform soup of the last N epochs' weights (I6: 10)
+    confidence_from: str = ""        # fingerspelling f1: run folders (comma-separated) whose OOF quality trains the
+                                     # confidence head (F1's two rounds); empty: the head is off
 
 
 @dataclass
@@ -235,13 +238,16 @@ STAGES = ("train", "pretrain")
 
 def check_train_config(cfg: TrainConfig) -> None:
     """ValueError naming the setting when a run config cannot train (before anything is written)."""
-    for name, value in (("optim.epochs", cfg.optim.epochs), ("optim.batch_size", cfg.optim.batch_size)):
+    for name, value in (("optim.epochs", cfg.optim.epochs), ("optim.batch_size", cfg.optim.batch_size),
+                        ("optim.grad_accumulation", cfg.optim.grad_accumulation)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
     if cfg.features_on not in FEATURES_ON:
         raise ValueError(f"features_on must be one of {FEATURES_ON}, got {cfg.features_on!r}")
     if cfg.stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {cfg.stage!r}")
+    if cfg.optim.grad_accumulation > 1 and (cfg.recipe.awp_lr or cfg.recipe.student):
+        raise ValueError("optim.grad_accumulation > 1 cannot be combined with recipe.awp_lr or recipe.student")
     if not 0.0 < cfg.optim.layer_decay <= 1.0:
         raise ValueError(f"optim.layer_decay must lie in (0, 1], got {cfg.optim.layer_decay}")
 

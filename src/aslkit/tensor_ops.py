@@ -12,7 +12,8 @@ is carried through the TFLite export unchanged:
   each module takes ``n_frames``, the real length of a padded sequence: ``frame_count``, ``real_frames``);
 * NaN handling (``nan_to_zero``) and masked pooling (``masked_mean``);
 * manifold mixup inside a model (``MixPlan``, ``apply_mix``);
-* ``export_friendly``: DeBERTa-v2's relative-position gather as a one-hot product while exporting.
+* ``export_friendly``: DeBERTa-v2's relative-position gather as a one-hot product while exporting;
+* rotary position embeddings with tables built once (``Rotary``, ``apply_rotary``; both fingerspelling encoders).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 
 def check_landmarks(x: torch.Tensor, num_points: int) -> None:
@@ -252,3 +254,29 @@ def export_friendly():
         yield
     finally:
         deberta.torch = original
+
+
+class Rotary(nn.Module):
+    """Rotary position embedding tables ``cos``/``sin`` ``[max_len, head_dim]``, built once, looked up by gather."""
+
+    def __init__(self, head_dim: int, max_len: int, base: float = 10000.0):
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary embeddings need an even head size, got {head_dim}")
+        inv = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        ang = torch.arange(max_len, dtype=torch.float32)[:, None] * inv[None, :]
+        ang = torch.cat([ang, ang], dim=-1)
+        self.register_buffer("cos", ang.cos(), persistent=False)
+        self.register_buffer("sin", ang.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``cos``, ``sin`` ``[T, head_dim]`` for the time axis (dim 1) of ``x`` ``[B, T, ...]``."""
+        pos = torch.ones_like(x[0, :, 0], dtype=torch.long).cumsum(0) - 1      # 0..T-1 without a dynamic slice
+        return self.cos[pos], self.sin[pos]
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` ``[B, H, T, D]`` by the per-position angles (the rotate-half convention)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin

@@ -387,7 +387,8 @@ def train_epoch(model, loader, optimizer, scheduler, ema, parts: TaskParts, cfg:
                 ) -> dict[str, float]:
     """One pass over the training data; returns mean loss (and accuracy for classification) of this process.
     Batch-level random draws (mixup) depend only on (seed, epoch, batch, rank); a ``student`` takes the same
-    batches with the same draws."""
+    batches with the same draws. With ``cfg.grad_accumulation`` = k the optimiser steps after every k batches (and
+    after the last one), each batch's loss divided by k."""
     model.train()
     set_epoch(model, epoch)
     obj = parts.objective
@@ -398,13 +399,16 @@ def train_epoch(model, loader, optimizer, scheduler, ema, parts: TaskParts, cfg:
         key, update = [seed, epoch, step, d.rank], epoch * len(loader) + step
         teachers = rec.terms(update) if rec is not None else []
         outputs, loss = _forward_loss(model, obj, inputs, targets, key, teachers, scaler)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        k = cfg.grad_accumulation
+        if step % k == 0:
+            optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss / k if k > 1 else loss).backward()
         if rec is not None and rec.awp_on(epoch):
             _awp_backward(rec, model, optimizer, obj, inputs, targets, key, teachers, scaler)
-        _optimizer_step(model, optimizer, scheduler, scaler, cfg.clip_grad)
-        if ema is not None:
-            ema.update(model, step=rec.ema_step(update) if rec is not None else None)
+        if (step + 1) % k == 0 or step + 1 == len(loader):
+            _optimizer_step(model, optimizer, scheduler, scaler, cfg.clip_grad)
+            if ema is not None:
+                ema.update(model, step=rec.ema_step(update) if rec is not None else None)
         if student is not None:
             student.step(obj, inputs, targets, key, ema.module, set_epoch_to=epoch if step == 0 else None)
         b = len(idx)
@@ -566,7 +570,7 @@ def _train(cfg: TrainConfig, run: Path, resume: str | Path | None, parts: TaskPa
     check_closed_form(model, cfg, d)
     copied = init_from_run(model, cfg.recipe.init_from) if cfg.recipe.init_from and resume is None else []
     optimizer = build_optimizer(model, o)
-    total_steps = o.epochs * len(train_loader)
+    total_steps = o.epochs * -(-len(train_loader) // o.grad_accumulation)       # optimiser steps
     scheduler = build_scheduler(optimizer, o, total_steps)
     ema = build_ema(model, o.ema_decay, true_average=cfg.recipe.mean_teacher or bool(cfg.recipe.student))
     scaler = MixedPrecision(o.amp, d.device)

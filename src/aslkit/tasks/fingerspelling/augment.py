@@ -28,6 +28,7 @@ import numpy as np
 from aslkit import constants as C
 from aslkit.transforms import (
     Compose,
+    HorizontalFlip,
     IntRange,
     OneOf,
     PartMirror,
@@ -239,20 +240,36 @@ class FSAugmentConfig:
     cutmix_alignment: str = ""                                    # F5: a run folder with alignment.parquet (aslkit
     # align): CutMix cuts between two characters at their aligned boundary (align.aligned_cutmix)
     time_flip_p: float = 0.5                                      # F5 TimeFlip(p=0.5) (applied by the dataset)
+    flip_p: float = 0.0                                           # F1's whole-frame mirror, p 0.5 (families that
+    # keep both hands, model_name=f1; the CTC features mirror every frame to the dominant hand, which undoes it)
+    token_mask_p: float = 0.2                                     # F1: decoder-input characters -> the mask token
+    # (attention decoders, model_name=f1; applied by its objective)
+
+
+# The quick and ci presets' light augmentation (few sequences and 2 CPU cores; F1/F5's full strength is for 67k
+# sequences and hundreds of epochs, and the full presets keep FSAugmentConfig's defaults)
+FS_LIGHT_AUGMENT = {"resample_p": 0.3, "resample_scale": (0.8, 1.25), "affine_p": 0.5, "affine_degree": (-15.0, 15.0),
+                    "part_affine_p": 0.0, "noise_p": 0.0, "finger_drop_p": 0.0, "block_mask_hands_p": 0.0,
+                    "block_mask_arms_p": 0.1, "block_mask_lips_p": 0.1,
+                    "time_mask_p": 0.0, "spatial_mask_p": 0.0, "feature_mask_p": 0.0, "cutmix_p": 0.2,
+                    "time_flip_p": 0.0}
 
 
 def default_fs_augment(cfg: FSAugmentConfig | None = None) -> Compose:
-    """The per-sample fingerspelling training pipeline for FS_130 sequences, in order: time resample, lip mirror,
-    global affine, per-group affine, frame noise, finger drop, per-group frame block masks, time mask, spatial
-    mask, feature mask (``outer_cutmix`` is the dataset's, before this)."""
+    """The per-sample fingerspelling training pipeline for FS_130 sequences, in order: time resample, whole-frame
+    mirror (only when ``flip_p`` > 0, so that the other draws stay as they were), lip mirror, global affine,
+    per-group affine, frame noise, finger drop, per-group frame block masks, time mask, spatial mask, feature mask
+    (``outer_cutmix`` is the dataset's, before this)."""
     cfg = cfg or FSAugmentConfig()
     lo, hi = cfg.time_mask_size
     if not cfg.time_mask_counts or min(cfg.time_mask_counts) < 1:
         raise ValueError(f"time_mask_counts must be counts >= 1, got {cfg.time_mask_counts!r}")
     time_masks = [TimeMask(1.0, (lo / n, hi / n), (n, n)) for n in cfg.time_mask_counts]
     block = cfg.block_mask_size
+    mirror = [HorizontalFlip(cfg.flip_p, FS_LAYOUT)] if cfg.flip_p > 0 else []
     return Compose([
         RandomResample(cfg.resample_p, cfg.resample_scale),
+        *mirror,
         PartMirror(cfg.lip_flip_p, FS_GROUPS["lips"], layout=FS_LAYOUT),
         RandomAffine(cfg.affine_p, cfg.affine_scale, cfg.affine_shift, cfg.affine_degree, cfg.affine_shear),
         RandomAffine(cfg.part_affine_p, cfg.part_affine_scale, cfg.part_affine_shift, cfg.part_affine_degree,

@@ -3,7 +3,6 @@ family's augmentation (``FSSampler``), supplemental rows by weight, and CTC over
 greedy decoding and Kaggle's normalised total Levenshtein score (``CTCObjective``)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -14,48 +13,27 @@ from torch import nn
 from aslkit.config import make_config
 from aslkit.data.fs import decode_indices, encode_phrase
 from aslkit.recipes import TeacherTerm, ousm_mean
-from aslkit.runs import TrainConfig, data_record, write_csv_atomic
+from aslkit.runs import TrainConfig, data_record
 from aslkit.tasks.base import TaskParts
 from aslkit.tasks.fingerspelling.align import aligned_cutmix, read_alignment
 from aslkit.tasks.fingerspelling.augment import FSAugmentConfig, outer_cutmix, time_flip
 from aslkit.tasks.fingerspelling.ctc_ops import ctc_loss, greedy_decode
-from aslkit.tasks.fingerspelling.evaluate import fallback_phrase, fs_score
+from aslkit.tasks.fingerspelling.evaluate import fallback_phrase
 from aslkit.tasks.fingerspelling.families import FAMILIES
 from aslkit.tasks.fingerspelling.frames import hand_frames, select_frames
-from aslkit.tensor_ops import batch_features, pack_landmarks
+from aslkit.tasks.fingerspelling.phrases import PhraseObjective
+from aslkit.tasks.fingerspelling.seq2seq import Seq2SeqObjective, confidence_targets
 from aslkit.transforms import check_p
 
 
-class CTCObjective:
-    """Phrases: CTC loss over masked variable-length batches, greedy decoding, Kaggle's (N - D) / N score.
-
-    Targets are ``(character ids, hand frames)``; a sample with fewer than ``min_hand_frames`` frames showing a hand
-    is predicted as ``fallback`` (as the exported graph does).
-    """
-
-    score_key = "val_score"
-    train_stat = None
+class CTCObjective(PhraseObjective):
+    """Phrases by CTC: the loss over masked variable-length batches and greedy decoding (the batches, fallback and
+    score are ``PhraseObjective``'s)."""
 
     def __init__(self, fallback: str = "", min_hand_frames: int = 0, ousm_k: int = 0,
                  features: nn.Module | None = None):
-        self.fallback, self.min_hand_frames, self.ousm_k = fallback, min_hand_frames, ousm_k
-        self.features = features          # the family's feature module, run on whole batches by ``to``
-
-    def collate(self, batch: list) -> tuple[tuple, tuple, torch.Tensor]:
-        """Raw samples -> (packed landmarks, lengths, hand frames), (character ids, their lengths), rows."""
-        seqs, targets, idx = zip(*batch)
-        x, lengths = pack_landmarks(seqs)
-        ids = [torch.as_tensor(t[0], dtype=torch.long) for t in targets]
-        hands = torch.as_tensor([t[1] for t in targets])
-        return (x, lengths, hands), (torch.cat(ids), torch.as_tensor([len(i) for i in ids])), torch.as_tensor(idx)
-
-    def featurize(self, raw: tuple) -> tuple:
-        """The model's inputs of a collated batch, on the device it lies on: per-frame features ``[B, T, F]`` (zero
-        after each length), the frame mask ``[B, T]`` and the hand frames."""
-        x, lengths, hands = raw
-        feats = batch_features(self.features, x, lengths)
-        mask = torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]
-        return feats, mask, hands
+        super().__init__(fallback, min_hand_frames, features)
+        self.ousm_k = ousm_k
 
     def train_step(self, model: nn.Module, inputs: tuple, targets: tuple, rng: np.random.Generator,
                    teachers: Sequence[TeacherTerm] = ()) -> tuple[tuple, torch.Tensor]:
@@ -92,26 +70,10 @@ class CTCObjective:
     def loss(self, outputs: tuple, targets: tuple, inputs: tuple, reduction: str = "mean") -> torch.Tensor:
         return ctc_loss(outputs[0], outputs[1], targets[0], targets[1], reduction=reduction)
 
-    def hits(self, outputs: tuple, targets: tuple, inputs: tuple) -> int:
-        return 0
-
     def predictions(self, outputs: tuple, inputs: tuple) -> list[str]:
         texts = [decode_indices(s) for s in greedy_decode(outputs[0].float(), outputs[1])]
         hands = inputs[2].tolist()
         return [self.fallback if h < self.min_hand_frames else t for t, h in zip(texts, hands)]
-
-    def metrics(self, preds: list, idx: np.ndarray, index: pd.DataFrame, loss_sum: float) -> dict[str, float]:
-        """Mean CTC loss and the normalised total Levenshtein score of the validation phrases."""
-        if not len(idx):
-            return {"val_loss": float("nan"), "val_score": float("nan")}
-        return {"val_loss": loss_sum / len(idx), "val_score": fs_score(index["phrase"].to_numpy()[idx], preds)}
-
-    def save_oof(self, run: Path, preds: list, idx: np.ndarray, index: pd.DataFrame) -> None:
-        """``oof.csv``: sequence_id, participant_id, fold, phrase, pred, length (frames)."""
-        rows = index.iloc[idx][["sequence_id", "participant_id", "fold", "phrase", "length"]].reset_index(drop=True)
-        rows.insert(4, "pred", preds)
-        write_csv_atomic(rows, run / "oof.csv", index=False)
-
 
 class FSSampler:
     """Training samples of a prepared fingerspelling cache: outer CutMix with a partner of the same participant,
@@ -165,6 +127,17 @@ def weighted_rows(rows: np.ndarray, is_supplemental: np.ndarray, weight: float, 
     return np.sort(np.concatenate([base, np.repeat(supp, whole), supp[extra]]))
 
 
+def build_objective(cfg: TrainConfig, features: nn.Module, model: nn.Module, index: pd.DataFrame,
+                    acfg: FSAugmentConfig) -> PhraseObjective:
+    """The objective of the run's family (its ``OBJECTIVE``): CTC, or attention decoders (``seq2seq``: the
+    confidence head trained when ``recipe.confidence_from`` names earlier runs)."""
+    if getattr(FAMILIES.module(cfg.model_name), "OBJECTIVE", "ctc") != "seq2seq":
+        return CTCObjective(min_hand_frames=cfg.min_hand_frames, ousm_k=cfg.recipe.ousm_k, features=features)
+    conf = confidence_targets(cfg.recipe.confidence_from, index) if cfg.recipe.confidence_from else None
+    return Seq2SeqObjective(model.cfg, acfg.token_mask_p, conf, min_hand_frames=cfg.min_hand_frames,
+                            features=features)
+
+
 def build_task(cfg: TrainConfig, prepared: Any) -> TaskParts:
     """asl-fingerspelling: the prepared cache, the family's features, augmentation and model, fallback phrase."""
     features, model = FAMILIES.build_modules(cfg, prepared.subset)
@@ -174,7 +147,7 @@ def build_task(cfg: TrainConfig, prepared: Any) -> TaskParts:
     alignment = read_alignment(acfg.cutmix_alignment) if acfg.cutmix_alignment else None
     sampler = FSSampler(prepared, index, transform, acfg.cutmix_p, features.cfg.max_frames, acfg.time_flip_p,
                         alignment)
-    objective = CTCObjective(min_hand_frames=cfg.min_hand_frames, ousm_k=cfg.recipe.ousm_k, features=features)
+    objective = build_objective(cfg, features, model, index, acfg)
     is_supp = (index["source"] == "supplemental").to_numpy()
     data = data_record(prepared)
 

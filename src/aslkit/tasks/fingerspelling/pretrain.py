@@ -25,7 +25,8 @@ from aslkit.config import ConfigError, make_config
 from aslkit.recipes import TeacherTerm
 from aslkit.runs import TrainConfig, write_csv_atomic
 from aslkit.tasks.base import TaskParts
-from aslkit.tasks.fingerspelling.objective import CTCObjective, build_task
+from aslkit.tasks.fingerspelling.objective import build_task
+from aslkit.tasks.fingerspelling.phrases import PhraseObjective
 
 STUDENT = "student."               # the prefix of the student encoder's weights in a pretraining checkpoint
 
@@ -189,10 +190,11 @@ class Data2Vec(nn.Module):
         return self.decoder(h, valid.to(h.dtype)), target, self.output_mask(frames) & valid
 
 
-class Data2VecObjective(CTCObjective):
+class Data2VecObjective(PhraseObjective):
     """The loop's objective for pretraining: block masks drawn from the batch's random stream, the student's
     regression loss at the masked frames; validation = the same loss on the held-out participants with fixed masks
-    (``neg_val_loss``, its negative, is the score). Batches are the CTC objective's (the phrases ride along unused)."""
+    (``neg_val_loss``, its negative, is the score). Batches are ``PhraseObjective``'s (the phrases ride along
+    unused)."""
 
     score_key = "neg_val_loss"
 

@@ -8,4 +8,5 @@ from __future__ import annotations
 from aslkit import constants as C
 from aslkit.tasks.base import FamilyEntry, FamilyRegistry
 
-FAMILIES = FamilyRegistry(C.SLUG_FS, {"ctc": FamilyEntry("aslkit.tasks.fingerspelling.families.ctc")}, default="ctc")
+FAMILIES = FamilyRegistry(C.SLUG_FS, {"ctc": FamilyEntry("aslkit.tasks.fingerspelling.families.ctc"),
+                                      "f1": FamilyEntry("aslkit.tasks.fingerspelling.families.f1")}, default="ctc")

@@ -8,7 +8,7 @@ import numpy as np
 from torch import nn
 
 from aslkit.config import make_config
-from aslkit.tasks.fingerspelling.augment import FSAugmentConfig, default_fs_augment
+from aslkit.tasks.fingerspelling.augment import FS_LIGHT_AUGMENT, FSAugmentConfig, default_fs_augment
 from aslkit.tasks.fingerspelling.families.ctc.features import FSFeatureConfig, FSFeatures
 from aslkit.tasks.fingerspelling.families.ctc.model import CTCConfig, CTCEncoder
 from aslkit.transforms import Compose
@@ -16,20 +16,11 @@ from aslkit.transforms import Compose
 DESCRIPTION = "F5: dominant hand, arms and lips per frame -> Conv1d stem + rotary transformer -> CTC head"
 
 
-# quick: few sequences and 2 CPU cores, so a strided stem (half the frames) and light augmentation (F1/F5's full
-# strength is for 67k sequences and hundreds of epochs; the full preset keeps FSAugmentConfig's defaults)
-FS_LIGHT_AUGMENT = {"resample_p": 0.3, "resample_scale": (0.8, 1.25), "affine_p": 0.5, "affine_degree": (-15.0, 15.0),
-                    "part_affine_p": 0.0, "noise_p": 0.0, "finger_drop_p": 0.0, "block_mask_hands_p": 0.0,
-                    "block_mask_arms_p": 0.1, "block_mask_lips_p": 0.1,
-                    "time_mask_p": 0.0, "spatial_mask_p": 0.0, "feature_mask_p": 0.0, "cutmix_p": 0.2,
-                    "time_flip_p": 0.0}
-
-
 PRESETS: dict[str, dict[str, Any]] = {
     "ci": {"features": {"max_frames": 100}, "augment": FS_LIGHT_AUGMENT,
            "model": {"dim": 32, "layers": 1, "heads": 2, "stride": 2}},
-    # quick: dropout and augmentation from the fold-0 search, confirmed on fold 1 (README, "Presets chosen by a
-    # search"); before: dropout 0.05, FS_LIGHT_AUGMENT with lip mirror 0.5
+    # quick: a strided stem (half the frames); dropout and augmentation from the fold-0 search, confirmed on fold 1
+    # (README, "Presets chosen by a search"); before: dropout 0.05, FS_LIGHT_AUGMENT with lip mirror 0.5
     "quick": {"features": {"max_frames": 200},
               "augment": {**FS_LIGHT_AUGMENT, "resample_p": 0.5, "affine_p": 0.55, "lip_flip_p": 0.45, "cutmix_p": 0.5,
                           "time_mask_p": 0.2},

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aslkit.constants import CTC_BLANK
+from aslkit.tensor_ops import Rotary, apply_rotary
 
 
 @dataclass
@@ -27,32 +28,6 @@ class CTCConfig:
     max_len: int = 1024              # rows of the rotary tables (longest sequence the model can take)
     num_classes: int = CTC_BLANK + 1  # 59 characters + the blank (index 59)
     distill_head: bool = False       # a second head for distillation from a teacher's labels (F5), not exported
-
-
-class Rotary(nn.Module):
-    """Rotary position embedding tables ``cos``/``sin`` ``[max_len, head_dim]``, built once, looked up by gather."""
-
-    def __init__(self, head_dim: int, max_len: int, base: float = 10000.0):
-        super().__init__()
-        if head_dim % 2:
-            raise ValueError(f"rotary embeddings need an even head size, got {head_dim}")
-        inv = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        ang = torch.arange(max_len, dtype=torch.float32)[:, None] * inv[None, :]
-        ang = torch.cat([ang, ang], dim=-1)
-        self.register_buffer("cos", ang.cos(), persistent=False)
-        self.register_buffer("sin", ang.sin(), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``cos``, ``sin`` ``[T, head_dim]`` for the time axis (dim 1) of ``x`` ``[B, T, ...]``."""
-        pos = torch.ones_like(x[0, :, 0], dtype=torch.long).cumsum(0) - 1      # 0..T-1 without a dynamic slice
-        return self.cos[pos], self.sin[pos]
-
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x`` ``[B, H, T, D]`` by the per-position angles (the rotate-half convention)."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos + rotated * sin
 
 
 class Block(nn.Module):
