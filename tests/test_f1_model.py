@@ -10,7 +10,7 @@ import torch
 from aslkit import constants as C
 from aslkit.config import make_config
 from aslkit.runs import checkpoint_path, load_checkpoint
-from aslkit.tasks.fingerspelling.families.f1.features import F1Features
+from aslkit.tasks.fingerspelling.families.f1.features import F1FeatureConfig, F1Features
 from aslkit.tasks.fingerspelling.families.f1.model import F1Config, F1Model, MaskedBatchNorm
 from aslkit.tasks.fingerspelling.seq2seq import (
     IGNORE,
@@ -175,3 +175,30 @@ def test_f1_trains_in_the_loop_with_gradient_accumulation(fs_synth, tmp_path, mo
         return load_checkpoint(checkpoint_path(r, "last"))["scheduler"]["last_epoch"]
 
     assert steps(confident) >= 4 and steps(run) == 2 * -(-(steps(confident) // 2) // 2)   # one step per 2 batches
+
+
+def test_grader_graph_decodes_what_the_training_side_decodes_and_falls_back():
+    from aslkit.data.fs import landmarks_to_blocks
+    from aslkit.tasks.fingerspelling.export import F1GraderModel, grader_decode
+    from aslkit.tasks.fingerspelling.frames import hand_frames
+    model, _, _ = model_and_batch(3)
+    model.eval()
+    with torch.no_grad():
+        for p in model.decoder.head.parameters():
+            p.add_(torch.randn_like(p))
+    features = F1Features(make_config(F1FeatureConfig, overrides={"max_frames": 48}))
+    rng = np.random.default_rng(5)
+    seq = rng.uniform(0.2, 0.8, (30, 130, 3)).astype(np.float32)
+    graph = F1GraderModel(features, model, fallback="zz", min_hand_frames=3).eval()
+    obj = Seq2SeqObjective(CFG, fallback="zz", min_hand_frames=3)
+    with torch.no_grad():
+        out = graph(torch.from_numpy(landmarks_to_blocks(seq))).numpy()
+        x = features(torch.from_numpy(seq)).unsqueeze(0)
+        mask = torch.ones(1, 30, dtype=torch.bool)
+        hands = torch.tensor([int(hand_frames(seq))])
+        expected = obj.predictions(obj.forward(model, (x, mask, hands)), (x, mask, hands))[0]
+    assert out.shape == (CFG.max_phrase + 1, C.TOKENS) and grader_decode(out) == expected and expected != "zz"
+    sure = F1GraderModel(features, model, fallback="zz", min_hand_frames=3, use_confidence=True).eval()
+    with torch.no_grad():
+        model.confidence.bias.fill_(-20.0)                                  # confidence ~ 0: below the threshold
+        assert grader_decode(sure(torch.from_numpy(landmarks_to_blocks(seq))).numpy()) == "zz"

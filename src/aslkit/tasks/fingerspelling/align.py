@@ -21,7 +21,7 @@ from aslkit.data.fs import encode_phrase
 from aslkit.runs import run_cache
 from aslkit.tasks.fingerspelling.augment import cut_index, outer_cutmix
 from aslkit.tasks.fingerspelling.ctc_ops import character_spans, ctc_forced_align
-from aslkit.tasks.fingerspelling.export import load_fs_grader_model
+from aslkit.tasks.fingerspelling.export import FSGraderModel, load_fs_grader_model
 from aslkit.tasks.fingerspelling.frames import frame_positions
 from aslkit.tasks.fingerspelling.prepare import PreparedFS
 
@@ -53,6 +53,8 @@ def align_run(run: str | Path, checkpoint: str = "best") -> Path:
     run = Path(run)
     _, prepared = run_cache(run, PreparedFS)
     graph = load_fs_grader_model(run, checkpoint)
+    if not isinstance(graph, FSGraderModel):
+        raise ValueError(f"{run}: CTC alignment needs a CTC model (model_name=ctc), not {type(graph.model).__name__}")
     features, model = graph.features, graph.model
     parts, skipped = [], 0
     for row, (sid, phrase) in enumerate(zip(prepared.index["sequence_id"], prepared.index["phrase"])):

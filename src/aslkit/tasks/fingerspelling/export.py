@@ -9,6 +9,12 @@ and padding rows) index 59, which the grader drops. Every shape after the frame 
 (``max_frames``): shorter sequences are padded with NaN frames, longer ones subsampled
 (``frames.padded_frame_positions``, the same frames as in training). When fewer than ``min_hand_frames`` frames show
 a hand, the rows spell the fallback phrase.
+
+``F1GraderModel`` is the graph of attention-decoder models (``model_name=f1``): the same input and frames, the
+encoder, then greedy autoregressive decoding inside the graph, unrolled over ``max_phrase + 1`` steps with a
+key/value cache of the decoder's self-attention and the encoder's cross-attention keys/values computed once; each
+output row ``[max_phrase + 1, 63]`` is one token, and after the end token the rows carry padding (59), which the
+grader drops. The fallback phrase also answers when the confidence head (if it was trained) is below its threshold.
 """
 from __future__ import annotations
 
@@ -46,6 +52,20 @@ def inference_args(landmarks: np.ndarray | None = None) -> str:
     return json.dumps({"selected_columns": wide_columns(landmarks)})
 
 
+def grader_frames(inputs: torch.Tensor, n_landmarks: int, max_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grader rows ``[T, 3 * P]`` -> landmarks ``[max_frames, P, 3]`` (NaN rows after the sequence) and the
+    real-frame mask: the frames training selects (``frames.padded_frame_positions``)."""
+    x = inputs.reshape(-1, 3, n_landmarks).permute(0, 2, 1)
+    pos, valid = padded_frame_positions(x, max_frames)
+    x = torch.where(valid[:, None, None], x[pos], torch.full_like(x[:1], float("nan")))
+    return x, valid
+
+
+def one_hot_rows(ids: np.ndarray, classes: int) -> torch.Tensor:
+    """``[len(ids), classes]`` float one-hot rows."""
+    return nn.functional.one_hot(torch.as_tensor(ids), classes).float()
+
+
 class FSGraderModel(nn.Module):
     """Grader input ``[T, 3 * P]`` (block order, NaNs) -> ``[max_frames, classes]`` one-hot rows of the phrase."""
 
@@ -59,16 +79,11 @@ class FSGraderModel(nn.Module):
         ids = np.full(rows, C.CTC_BLANK, dtype=np.int64)
         fb = encode_phrase(fallback)[:rows]
         ids[: len(fb)] = fb
-        self.register_buffer("fallback_rows", nn.functional.one_hot(torch.as_tensor(ids), n_classes).float(),
-                             persistent=False)
+        self.register_buffer("fallback_rows", one_hot_rows(ids, n_classes), persistent=False)
         self.register_buffer("classes", torch.arange(n_classes), persistent=False)
 
     def frames(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Landmarks ``[max_frames, P, 3]`` (NaN rows after the sequence) and the real-frame mask."""
-        x = inputs.reshape(-1, 3, self.n_landmarks).permute(0, 2, 1)
-        pos, valid = padded_frame_positions(x, self.max_frames)
-        x = torch.where(valid[:, None, None], x[pos], torch.full_like(x[:1], float("nan")))
-        return x, valid
+        return grader_frames(inputs, self.n_landmarks, self.max_frames)
 
     def decoded_ids(self, logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Greedy CTC decoding as a fixed-length row of ids: the best id where it changes, else the blank."""
@@ -85,12 +100,48 @@ class FSGraderModel(nn.Module):
         return use_fallback * self.fallback_rows + (1.0 - use_fallback) * rows
 
 
-def load_fs_grader_model(run: str | Path, checkpoint: str = "best") -> FSGraderModel:
-    """The trained CTC model of a fingerspelling run folder as an ``FSGraderModel`` (fallback from data.json)."""
-    data = read_data_record(run)
-    features, model = FAMILIES.build_modules(read_run_config(run), np.array(data["subset"]))
+class F1GraderModel(nn.Module):
+    """Grader input ``[T, 3 * P]`` -> ``[max_phrase + 1, 63]`` one-hot token rows of the greedy phrase."""
+
+    def __init__(self, features: nn.Module, model: nn.Module, fallback: str = "", min_hand_frames: int = 0,
+                 use_confidence: bool = False):
+        super().__init__()
+        self.features, self.model = features, model
+        self.n_landmarks, self.max_frames = len(features.landmarks), features.cfg.max_frames
+        self.min_hand_frames = float(min_hand_frames)
+        self.threshold = float(model.cfg.confidence_threshold) if use_confidence else -1.0
+        steps = model.cfg.max_phrase + 1
+        ids = np.full(steps, C.TOKEN_PAD, dtype=np.int64)
+        fb = encode_phrase(fallback)[:steps]
+        ids[: len(fb)] = fb
+        self.register_buffer("fallback_rows", one_hot_rows(ids, C.TOKENS), persistent=False)
+        self.register_buffer("classes", torch.arange(C.TOKENS), persistent=False)
+
+    def frames(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return grader_frames(inputs, self.n_landmarks, self.max_frames)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        x, valid = self.frames(inputs)
+        mask = valid.unsqueeze(0)
+        memory = self.model.encoder(self.features(x).unsqueeze(0), mask)
+        tokens = self.model.greedy(memory, mask)[0]
+        rows = (tokens[:, None] == self.classes[None, :]).float()
+        confidence = torch.sigmoid(self.model.confidence(memory[:, :1])).reshape(())
+        few_hands = hand_frames(x, self.features.landmarks) < self.min_hand_frames
+        use_fallback = (few_hands | (confidence < self.threshold)).float()
+        return use_fallback * self.fallback_rows + (1.0 - use_fallback) * rows
+
+
+def load_fs_grader_model(run: str | Path, checkpoint: str = "best") -> nn.Module:
+    """The trained model of a fingerspelling run folder as its grader graph (fallback from data.json):
+    ``FSGraderModel`` for CTC families, ``F1GraderModel`` for attention decoders (``OBJECTIVE = "seq2seq"``)."""
+    data, cfg = read_data_record(run), read_run_config(run)
+    features, model = FAMILIES.build_modules(cfg, np.array(data["subset"]))
     model.load_state_dict(load_checkpoint(checkpoint_path(run, checkpoint))["model"])
-    return FSGraderModel(features, model, data.get("fallback_phrase", ""), data.get("min_hand_frames", 0)).eval()
+    args = (features, model, data.get("fallback_phrase", ""), data.get("min_hand_frames", 0))
+    if getattr(FAMILIES.module(cfg.model_name), "OBJECTIVE", "ctc") == "seq2seq":
+        return F1GraderModel(*args, use_confidence=bool(cfg.recipe.confidence_from)).eval()
+    return FSGraderModel(*args).eval()
 
 
 def fs_validation_sequences(run: str | Path, limit: int = 0) -> tuple[list[np.ndarray], pd.DataFrame]:
