@@ -161,7 +161,8 @@ def _kit(*args: str, root: Path, timeout: int = 300) -> subprocess.CompletedProc
 
 def test_the_cli_ends_the_kits_errors_with_one_line_and_exit_code_1(tmp_path):
     for args, line in [(["train", "--preset", "ci", "optim.epochs=0"], "optim.epochs must be at least 1, got 0"),
-                       (["train", "--preset", "ci", "optim.colour=blue"], "unknown config key 'colour'"),
+                       (["train", "--preset", "ci", "optim.colour=blue"], "unknown config key 'optim.colour'"),
+                       (["train", "--preset", "ci", "optim.lr=abc"], "optim.lr: expected float, got 'abc'"),
                        (["prepare", "--data-dir", str(tmp_path)], f"{tmp_path}: no train.csv here")]:
         res = _kit(*args, root=tmp_path)
         assert res.returncode == 1, res.stderr

@@ -159,21 +159,23 @@ def parse_overrides(items: Sequence[str] | Mapping[str, Any] | None) -> dict[str
     return out
 
 
-def apply_overrides(cfg: T, overrides: Sequence[str] | Mapping[str, Any] | None) -> T:
-    """A copy of ``cfg`` with dotted ``key=value`` overrides applied (ConfigError for an unknown key)."""
+def apply_overrides(cfg: T, overrides: Sequence[str] | Mapping[str, Any] | None, prefix: str = "") -> T:
+    """A copy of ``cfg`` with dotted ``key=value`` overrides applied (ConfigError for an unknown key); messages name
+    the whole dotted key (``prefix``: where ``cfg`` sits in its parent config)."""
     cfg = dataclasses.replace(cfg)
     for key, value in parse_overrides(overrides).items():
         head, _, rest = key.partition(".")
         types = _field_types(type(cfg))
         if head not in types:
-            raise ConfigError(f"unknown config key {key!r} for {type(cfg).__name__}; known: {sorted(types)}")
+            raise ConfigError(f"unknown config key {prefix + key!r} for {type(cfg).__name__}; known: "
+                              f"{sorted(types)}")
         current = getattr(cfg, head)
         if rest and isinstance(current, dict):     # free-form sub-config (checked by whoever builds from it)
             setattr(cfg, head, _set_nested(current, rest, value))
         elif rest:
-            setattr(cfg, head, apply_overrides(current, {rest: value}))
+            setattr(cfg, head, apply_overrides(current, {rest: value}, prefix=f"{prefix}{head}."))
         else:
-            setattr(cfg, head, _coerce(value, types[head], key))
+            setattr(cfg, head, _coerce(value, types[head], prefix + key))
     return cfg
 
 

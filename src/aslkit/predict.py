@@ -8,7 +8,6 @@ probabilities; fingerspelling the phrase the grader decodes.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -63,8 +62,7 @@ def load_predictor(model: str | Path, tflite: bool = False, checkpoint: str = "b
         if not tflite:
             return torch_predictor(model, checkpoint)
         check_export(model)
-        args = model / "export" / "inference_args.json"
-        columns = json.loads(args.read_text())["selected_columns"] if args.is_file() else None
+        columns = selected_columns(model / "export")
         return tflite_predictor(plugin_of_run(model), model / "export" / "model.tflite", columns)
     if model.suffix == ".zip" and model.is_file():
         return tflite_predictor(plugin_of_submission(model), model, selected_columns(model))

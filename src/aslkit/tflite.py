@@ -106,15 +106,20 @@ def submission_files(submission: str | Path) -> list[str]:
 
 
 def selected_columns(submission: str | Path) -> list[str] | None:
-    """``selected_columns`` of a submission zip's ``inference_args.json`` (the columns the grader reads), or None
-    when it has none (the grader then reads every column)."""
+    """``selected_columns`` of the ``inference_args.json`` of a submission zip or of a run's ``export/`` folder (the
+    columns the grader reads), or None when it has none (the grader then reads every column)."""
     submission = Path(submission)
-    if submission.suffix != ".zip":
+    if submission.is_dir():
+        path = submission / "inference_args.json"
+        args = json.loads(path.read_text()) if path.is_file() else None
+    elif submission.suffix == ".zip":
+        with zipfile.ZipFile(submission) as z:
+            names = z.namelist()
+            args = json.loads(z.read("inference_args.json")) if "inference_args.json" in names else None
+    else:
         return None
-    with zipfile.ZipFile(submission) as z:
-        if "inference_args.json" not in z.namelist():
-            return None
-        args = json.loads(z.read("inference_args.json"))
+    if args is None:
+        return None
     if "selected_columns" not in args:
         raise ValueError(f"{submission}: inference_args.json has no 'selected_columns' (keys {sorted(args)})")
     return list(args["selected_columns"])
