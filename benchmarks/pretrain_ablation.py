@@ -28,6 +28,7 @@ from aslkit.train import make_train_config, train
 VARIANTS = {"scratch": (False, False), "scratch_recipes": (False, True),
             "pretrained": (True, False), "pretrained_recipes": (True, True)}
 TIME_FLIP_P = 0.5                  # F5's
+EARLY_EPOCHS = (10, 20, 40)        # held-out scores part-way through (a pretrained start may only be faster)
 
 
 def common(fold: int, threads: int) -> dict:
@@ -85,6 +86,7 @@ def table(root: Path) -> pd.DataFrame:
                      "encoder": (f"pretrained ({len(pre_m)} epochs, {pre_m['seconds'].sum() / 60:.1f} min)"
                                  if pretrained and pre_m is not None else "scratch"),
                      "aligned CutMix + time flip": "yes" if recipes else "no",
+                     **{f"epoch {e}": f"{m['val_score'].iloc[e - 1]:.3f}" for e in EARLY_EPOCHS if e <= len(m)},
                      "best held-out (N - D) / N": f"{m['val_score'].iloc[best]:.3f} (epoch {m['epoch'].iloc[best]})",
                      "last epoch": f"{m['val_score'].iloc[-1]:.3f}", "epochs": len(m),
                      "fine-tune min": round(m["seconds"].sum() / 60, 1)})
