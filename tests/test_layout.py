@@ -107,7 +107,8 @@ def test_model_name_picks_a_family_for_either_task():
     assert make_train_config("ci", {"task": C.SLUG_FS}).model_name == "ctc"
     assert make_train_config("ci", {}).model_name == "transformer"
     assert make_train_config("ci", {"model_name": "conv1d"}).model.get("dim") == 32
-    with pytest.raises(ValueError, match="known asl-fingerspelling families: \\['ctc'\\]"):
+    assert make_train_config("ci", {"task": C.SLUG_FS, "model_name": "f1"}).model.get("stem_channels") == 8
+    with pytest.raises(ValueError, match="known asl-fingerspelling families: \\['ctc', 'f1'\\]"):
         make_train_config("ci", {"task": C.SLUG_FS, "model_name": "transformer"})
 
 
