@@ -19,7 +19,7 @@ from recipes_quick import markdown_table
 
 from aslkit import constants as C
 from aslkit.paths import logs_root
-from aslkit.pretrain import make_pretrain_config, pretrain
+from aslkit.pretrain import pretrain_run
 from aslkit.runs import checkpoint_path, is_finished
 from aslkit.tasks.fingerspelling.align import ALIGNMENT_FILE, align_run
 from aslkit.train import make_train_config, train
@@ -35,14 +35,9 @@ def common(fold: int, threads: int) -> dict:
     return {"task": C.SLUG_FS, "fold": fold, "seed": 42, "threads": threads}
 
 
-def pretrain_run(root: Path, fold: int, threads: int, epochs: int) -> Path:
-    """The pretraining run (kept when finished, resumed when not)."""
-    run = root / "pretrain"
-    cfg = make_pretrain_config("quick", {**common(fold, threads), "run_name": str(run),
-                                         **({"optim.epochs": epochs} if epochs else {})})
-    if checkpoint_path(run, "encoder").is_file() and is_finished(run, cfg.optim.epochs):
-        return run
-    return pretrain(resume=run) if checkpoint_path(run, "last").is_file() else pretrain(cfg, overwrite=True)
+def pretrain_ablation_run(root: Path, fold: int, threads: int, epochs: int) -> Path:
+    """The pretraining run (kept when finished, resumed when not: ``aslkit.pretrain.pretrain_run``)."""
+    return pretrain_run(C.SLUG_FS, "quick", root / "pretrain", epochs=epochs or -1, overrides=common(fold, threads))
 
 
 def variant_config(name: str, root: Path, fold: int, threads: int):
@@ -109,7 +104,7 @@ def main() -> None:
         raise SystemExit(f"--only: unknown {unknown}")
     for name in [] if args.table_only else names:
         if name == "pretrain":
-            pretrain_run(root, args.fold, args.threads, args.pretrain_epochs)
+            pretrain_ablation_run(root, args.fold, args.threads, args.pretrain_epochs)
         else:
             train_variant(name, root, args.fold, args.threads)
     t = table(root)
