@@ -179,7 +179,8 @@ def test_f1_trains_in_the_loop_with_gradient_accumulation(fs_synth, tmp_path, mo
 
 def test_grader_graph_decodes_what_the_training_side_decodes_and_falls_back():
     from aslkit.data.fs import landmarks_to_blocks
-    from aslkit.tasks.fingerspelling.export import F1GraderModel, grader_decode
+    from aslkit.tasks.fingerspelling.decoder_graph import F1GraderModel
+    from aslkit.tasks.fingerspelling.export import grader_decode
     from aslkit.tasks.fingerspelling.frames import hand_frames
     model, _, _ = model_and_batch(3)
     model.eval()
@@ -202,3 +203,25 @@ def test_grader_graph_decodes_what_the_training_side_decodes_and_falls_back():
     with torch.no_grad():
         model.confidence.bias.fill_(-20.0)                                  # confidence ~ 0: below the threshold
         assert grader_decode(sure(torch.from_numpy(landmarks_to_blocks(seq))).numpy()) == "zz"
+
+
+def test_supplemental_sampling_draws_one_sequence_per_unique_phrase_each_epoch():
+    from aslkit.tasks.fingerspelling.objective import FSSampler
+
+    class Frames:                                                           # row i: 5 frames, every value i
+        subset = C.FS_130
+
+        def __getitem__(self, i):
+            return np.full((5, len(C.FS_130), 3), float(i), np.float32)
+
+    phrases = ["ab", "cd", "ab", "ab", "cd", "ef", "ab"]
+    index = pd.DataFrame({"phrase": phrases, "participant_id": [1] * 7,
+                          "source": ["train", "train", "supplemental", "supplemental", "supplemental",
+                                     "supplemental", "supplemental"]})
+    sampler = FSSampler(Frames(), index, lambda x, rng: x, 0.0, 10)
+    is_supp = (index["source"] == "supplemental").to_numpy()
+    rows = sampler.one_per_phrase(np.arange(7), is_supp)
+    assert list(rows) == [0, 1, 2, 4, 5]                                    # train rows + one row per phrase
+    drawn = {int(sampler(2, np.random.default_rng(epoch))[0][0, 0, 0]) for epoch in range(30)}
+    assert drawn == {2, 3, 6}                                               # every "ab" supplemental row, no other
+    assert int(sampler(2, None)[0][0, 0, 0]) == 2 and int(sampler(0, np.random.default_rng(0))[0][0, 0, 0]) == 0

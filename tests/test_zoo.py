@@ -286,3 +286,18 @@ def test_fingerspelling_zoo_table_shows_the_score_spread_over_participants(tmp_p
     # participant 9: 5 characters, 1 edit; participant 5: 7 characters ("nan" is a phrase), 3 edits
     assert t.loc["fs_run", ["n", "OOF score", "min participant score", "worst participant",
                             "max participant score"]].tolist() == [3, 8 / 12, 4 / 7, 5, 4 / 5]
+
+
+def test_member_names_with_a_seed_and_the_fingerspelling_ensemble_holds_attention_decoders_only(tmp_path):
+    from aslkit.zoo import ensemble_members, member_configs, member_family
+    assert member_family("f1@43") == ("f1", 43) and member_family("cnn") == ("cnn", None)
+    with pytest.raises(ValueError, match="'f1@x'"):
+        member_family("f1@x")
+    members = ["ctc", "f1", "f1@43"]
+    cfgs = member_configs("ci", C.SLUG_FS, tmp_path, members)
+    assert [(c.model_name, c.seed) for c in cfgs.values()] == [("ctc", 42), ("f1", 42), ("f1", 43)]
+    assert cfgs["f1@43"].run_name == str((tmp_path / "f1@43").resolve())
+    for name, cfg in cfgs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text(f"task: {C.SLUG_FS}\nmodel_name: {cfg.model_name}\n")
+    assert ensemble_members(tmp_path, members) == ["f1", "f1@43"]

@@ -40,8 +40,10 @@ from aslkit.tflite import (
 )
 
 
-def export_onnx(module: nn.Module, path: str | Path, example: torch.Tensor, opset: int = 17) -> Path:
-    """Export ``module`` (one sequence in, one output) to ONNX with a dynamic first axis (frames)."""
+def export_onnx(module: nn.Module, path: str | Path, example: torch.Tensor, opset: int = 17,
+                dynamic_frames: bool = True) -> Path:
+    """Export ``module`` (one input, one output) to ONNX, with a dynamic first axis (frames) unless
+    ``dynamic_frames`` is False."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.backends.mha.set_fastpath_enabled(False)
@@ -49,7 +51,7 @@ def export_onnx(module: nn.Module, path: str | Path, example: torch.Tensor, opse
     with torch.no_grad(), export_friendly():
         torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=opset,
                           input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "T"}})
+                          dynamic_axes={INPUT_NAME: {0: "T"}} if dynamic_frames else None)
     return path
 
 
@@ -80,24 +82,29 @@ def onnx_to_saved_model(onnx_path: str | Path, out_dir: str | Path) -> Path:
     return out_dir
 
 
-def saved_model_to_tflite(saved_dir: str | Path, out_path: str | Path, float16: bool = False,
-                          input_shape: tuple = (None, 543, 3)) -> Path:
-    """Re-wrap onnx2tf's SavedModel as ``serving_default(inputs) -> {outputs}`` and convert it (builtin ops)."""
+def _signature(saved_dir: str | Path):
+    """onnx2tf's SavedModel (kept alive by the returned object) and its function ``tensor -> tensor``."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(saved_dir))
     inner = loaded.signatures[SIGNATURE]
     in_key = next(iter(inner.structured_input_signature[1]))
+    return loaded, lambda x: next(iter(inner(**{in_key: x}).values()))
+
+
+def _write_tflite(graph, keep: list, out_path: str | Path, float16: bool, input_shape: tuple) -> Path:
+    """Save ``graph`` (tensor -> tensor, using the SavedModels in ``keep``) as ``serving_default(inputs) ->
+    {outputs}`` and convert it with builtin ops only."""
+    import tensorflow as tf
 
     class Wrapped(tf.Module):
         def __init__(self):
             super().__init__()
-            self.loaded = loaded
+            self.parts = keep
 
         @tf.function(input_signature=[tf.TensorSpec(list(input_shape), tf.float32, name=INPUT_NAME)])
         def serve(self, inputs):
-            out = inner(**{in_key: inputs})
-            return {OUTPUT_NAME: next(iter(out.values()))}
+            return {OUTPUT_NAME: graph(inputs)}
 
     wrapped = Wrapped()
     tmp = Path(str(out_path) + ".saved_model")
@@ -113,6 +120,49 @@ def saved_model_to_tflite(saved_dir: str | Path, out_path: str | Path, float16: 
     out_path.write_bytes(conv.convert())
     shutil.rmtree(tmp)
     return out_path
+
+
+def saved_model_to_tflite(saved_dir: str | Path, out_path: str | Path, float16: bool = False,
+                          input_shape: tuple = (None, 543, 3)) -> Path:
+    """Re-wrap onnx2tf's SavedModel as ``serving_default(inputs) -> {outputs}`` and convert it (builtin ops)."""
+    loaded, graph = _signature(saved_dir)
+    return _write_tflite(graph, [loaded], out_path, float16, input_shape)
+
+
+def iterated_to_tflite(start_dir: str | Path, step_dir: str | Path, steps: int, row_width: int,
+                       out_path: str | Path, float16: bool = False, input_shape: tuple = (None, 390)) -> Path:
+    """One TFLite graph of an ``IteratedGraph``'s two SavedModels: the start graph, then the step graph ``steps``
+    times (unrolled), the output rows ``[steps, row_width]`` stacked from the start of each step's state."""
+    import tensorflow as tf
+
+    start, start_fn = _signature(start_dir)
+    step, step_fn = _signature(step_dir)
+
+    def graph(inputs):
+        state, rows = start_fn(inputs), []
+        for _ in range(steps):
+            state = step_fn(state)
+            rows.append(state[:row_width])
+        return tf.stack(rows)
+
+    return _write_tflite(graph, [start, step], out_path, float16, input_shape)
+
+
+def tflite_builds(exp: TaskExport, out: Path) -> dict[str, Path]:
+    """The float32 and float16 TFLite builds of ``exp`` in ``out`` (through ONNX and onnx2tf; an ``iterated``
+    export converts its start and step graphs separately and repeats the step in the TFLite graph)."""
+    names = {"float32": out / "model_float32.tflite", "float16": out / "model_float16.tflite"}
+    if exp.iterated is None:
+        saved = onnx_to_saved_model(export_onnx(exp.model, out / "model.onnx", exp.example), out / "saved_model")
+        return {k: saved_model_to_tflite(saved, p, float16=k == "float16", input_shape=exp.input_shape)
+                for k, p in names.items()}
+    it = exp.iterated
+    start = onnx_to_saved_model(export_onnx(it.start, out / "start.onnx", exp.example), out / "start_saved_model")
+    state = torch.zeros(it.state_size)
+    step = onnx_to_saved_model(export_onnx(it.step, out / "step.onnx", state, dynamic_frames=False),
+                               out / "step_saved_model")
+    return {k: iterated_to_tflite(start, step, it.steps, it.row_width, p, float16=k == "float16",
+                                  input_shape=exp.input_shape) for k, p in names.items()}
 
 
 @dataclass
@@ -228,11 +278,7 @@ def convert(cfg: ConvertConfig) -> dict:
 def build_and_check(exp: TaskExport, out: Path, cfg: ConvertConfig) -> dict:
     """Both builds of ``exp`` in ``out`` (``model_float32.tflite``, ``model_float16.tflite``), their gates, and
     the report (also written as ``report.json``, with the task's extra files)."""
-    onnx_path = export_onnx(exp.model, out / "model.onnx", exp.example)
-    saved = onnx_to_saved_model(onnx_path, out / "saved_model")
-    builds = {"float32": saved_model_to_tflite(saved, out / "model_float32.tflite", input_shape=exp.input_shape),
-              "float16": saved_model_to_tflite(saved, out / "model_float16.tflite", float16=True,
-                                               input_shape=exp.input_shape)}
+    builds = tflite_builds(exp, out)
     ref = torch_outputs(exp.model, exp.seqs)
     report = {name: check_build(path, exp, ref, cfg) for name, path in builds.items()}
     if "torch_accuracy" in report["float32"]:

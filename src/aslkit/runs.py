@@ -130,10 +130,13 @@ class TrainConfig:
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
     max_train_samples: int = 0       # > 0: subsample the training set (smoke tests)
     supplemental_weight: float = 0.0  # fingerspelling: mean copies of each supplemental sequence per epoch (0: none)
+    supplemental_per_phrase: bool = False  # fingerspelling: one random supplemental sequence per unique phrase per
+                                           # epoch instead (F1's sampling)
     min_hand_frames: int = 3         # fingerspelling: fewer frames with a hand -> the fallback phrase
 
 
 CONFIG_FILE = "config.yaml"
+ENSEMBLE_FILE = "ensemble.json"                # a one-file ensemble folder: its members (no config.yaml)
 DATA_FILE = "data.json"
 INIT_FILE = "init.json"
 METRICS_FILE = "metrics.csv"
@@ -253,9 +256,22 @@ def check_train_config(cfg: TrainConfig) -> None:
 
 
 def run_task(run: str | Path) -> str:
-    """The competition of a run folder (from its config.yaml; asl-signs when it has none)."""
-    cfg = Path(run) / CONFIG_FILE
-    return yaml.safe_load(cfg.read_text()).get("task", "asl-signs") if cfg.is_file() else "asl-signs"
+    """The competition of a run folder (from its config.yaml), or of an ensemble folder (its ensemble.json);
+    asl-signs when it has neither."""
+    cfg, ens = Path(run) / CONFIG_FILE, Path(run) / ENSEMBLE_FILE
+    if cfg.is_file():
+        return yaml.safe_load(cfg.read_text()).get("task", "asl-signs")
+    return json.loads(ens.read_text()).get("task", "asl-signs") if ens.is_file() else "asl-signs"
+
+
+def is_ensemble(run: str | Path) -> bool:
+    """Whether a folder is a one-file ensemble folder (``ensemble.json``: its members, instead of a config)."""
+    return (Path(run) / ENSEMBLE_FILE).is_file()
+
+
+def ensemble_record(folder: str | Path) -> dict:
+    """An ensemble folder's ``ensemble.json`` (members, their families and weights, the checkpoint)."""
+    return json.loads((Path(folder) / ENSEMBLE_FILE).read_text())
 
 
 def data_record(prepared: Any) -> dict:

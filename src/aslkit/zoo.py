@@ -19,7 +19,7 @@ from aslkit.export import ConvertConfig, convert
 from aslkit.paths import logs_root
 from aslkit.runs import TrainConfig, checkpoint_path, is_finished
 from aslkit.submit import package, score_run
-from aslkit.tasks.registry import plugin, reference_run
+from aslkit.tasks.registry import ensemble_candidate, plugin
 from aslkit.train import make_train_config, train
 
 ENSEMBLE_DIR = "ensemble"
@@ -55,9 +55,19 @@ def member_dir(run: str | Path, name: str) -> Path:
     return Path(run) / name if name else Path(run)
 
 
+def member_family(name: str) -> tuple[str, int | None]:
+    """A member name's family and seed: ``"f1@43"`` -> ``("f1", 43)`` (a second seed of a family), ``"cnn"`` ->
+    ``("cnn", None)``; ValueError naming a seed that is not an integer."""
+    family, at, seed = name.partition("@")
+    if at and not seed.lstrip("-").isdigit():
+        raise ValueError(f"model {name!r}: the seed after '@' must be an integer (e.g. {family}@43)")
+    return family, int(seed) if at else None
+
+
 def ensemble_members(run: str | Path, members: list[str]) -> list[str]:
-    """The members an ensemble is made of: every trained member but the references (the non-deep baseline)."""
-    return [m for m in members if not reference_run(member_dir(run, m))]
+    """The members an ensemble is made of: every trained member the task can ensemble (no reference: the non-deep
+    baseline; fingerspelling: attention decoders only)."""
+    return [m for m in members if ensemble_candidate(member_dir(run, m))]
 
 
 def submitted_dir(run: str | Path, members: list[str]) -> Path:
@@ -72,8 +82,10 @@ def member_configs(profile: str, task: str, run: str | Path, members: list[str],
     """The training config of every member (profile preset, the family's preset, then ``overrides``)."""
     out = {}
     for name in members:
+        family, seed = member_family(name)
         ov = {"task": task, "run_name": str(member_dir(run, name).resolve()), "data_dir": data_dir,
-              **({"model_name": name} if name else {}), **(overrides or {})}
+              **({"model_name": family} if family else {}), **({"seed": seed} if seed is not None else {}),
+              **(overrides or {})}
         out[name] = make_train_config(profile, ov)
     return out
 
@@ -159,7 +171,9 @@ def zoo_table(task: str, run: str | Path, members: list[str]) -> pd.DataFrame:
         folders[ENSEMBLE_DIR] = Path(run) / ENSEMBLE_DIR
     rows = {}
     for name, f in folders.items():
-        row = {"model": families.description(name), **task_plugin.oof_summary(f)}
+        family, seed = member_family(name)
+        row = {"model": families.description(family) + ("" if seed is None else f" (seed {seed})"),
+               **task_plugin.oof_summary(f)}
         score = f / "score.json"
         if score.is_file():
             s = json.loads(score.read_text())

@@ -135,6 +135,19 @@ class FamilyRegistry:
 
 
 @dataclass
+class IteratedGraph:
+    """A grader graph converted as two graphs: ``start`` (grader input -> a flat state vector ``[state_size]``),
+    then ``step`` (state -> state) applied ``steps`` times inside the TFLite graph; the output rows are the first
+    ``row_width`` entries of each step's state (autoregressive decoding without one huge unrolled export)."""
+
+    start: nn.Module
+    step: nn.Module
+    steps: int
+    row_width: int
+    state_size: int
+
+
+@dataclass
 class TaskExport:
     """What conversion needs from a task: the grader-input module, its input, edge cases, validation data and how
     a build's outputs are compared with torch's."""
@@ -149,6 +162,7 @@ class TaskExport:
     extra_files: dict[str, str] = field(default_factory=dict)   # written next to model.tflite (inference_args.json)
     sources: list[Path] = field(default_factory=list)           # the checkpoints the module was built from
     latency_budget_ms: float = 0.0       # the competition's mean time per sequence (0: no latency gate)
+    iterated: IteratedGraph | None = None     # convert as a start graph and a repeated step graph (same outputs)
 
 
 def degenerate_inputs(landmarks: np.ndarray | None = None, seed: int = 0) -> dict[str, np.ndarray]:
@@ -220,6 +234,7 @@ class TaskPlugin:
     tune_space: str                               # the default search space of ``aslkit tune``
     predict: TaskPredict                          # ``aslkit predict`` on new recordings
     make_ensemble: Callable[..., Path] | None = None   # (member runs, name, weights_from, weights) -> folder
+    can_ensemble: Callable[[Path], bool] | None = None   # which runs can join an ensemble (None: every run)
     align: Callable[[Path, str], Path] | None = None   # (CTC run, checkpoint) -> its alignment of every sequence
     pretrain: TaskPretrain | None = None          # self-supervised pretraining of the model's encoder
 

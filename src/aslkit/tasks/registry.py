@@ -56,6 +56,13 @@ def reference_run(run: str | Path) -> bool:
     return plugin_of_run(run).families.is_reference(read_run_config(run).model_name)
 
 
+def ensemble_candidate(run: str | Path) -> bool:
+    """Whether a run folder can join its task's one-file ensemble: no reference, and a model the task ensembles
+    (fingerspelling: attention decoders only)."""
+    can = plugin_of_run(run).can_ensemble
+    return not reference_run(run) and (can is None or can(Path(run)))
+
+
 def build_task(cfg: TrainConfig, prepared: Any) -> TaskParts:
     """The ``TaskParts`` of a run config on an opened prepared cache (its pretraining parts for ``stage=pretrain``)."""
     if cfg.stage == "pretrain":

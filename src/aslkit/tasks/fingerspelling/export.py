@@ -10,11 +10,11 @@ and padding rows) index 59, which the grader drops. Every shape after the frame 
 (``frames.padded_frame_positions``, the same frames as in training). When fewer than ``min_hand_frames`` frames show
 a hand, the rows spell the fallback phrase.
 
-``F1GraderModel`` is the graph of attention-decoder models (``model_name=f1``): the same input and frames, the
-encoder, then greedy autoregressive decoding inside the graph, unrolled over ``max_phrase + 1`` steps with a
-key/value cache of the decoder's self-attention and the encoder's cross-attention keys/values computed once; each
-output row ``[max_phrase + 1, 63]`` is one token, and after the end token the rows carry padding (59), which the
-grader drops. The fallback phrase also answers when the confidence head (if it was trained) is below its threshold.
+``F1GraderModel`` (``decoder_graph``) is the graph of attention-decoder models (``model_name=f1``): the same input
+and frames, the encoder, then greedy autoregressive decoding inside the graph over ``max_phrase + 1`` steps with a
+key/value cache; each output row ``[max_phrase + 1, 63]`` is one token, and after the end token the rows carry
+padding (59), which the grader drops. The fallback phrase also answers when the confidence head (if it was trained)
+is below its threshold.
 """
 from __future__ import annotations
 
@@ -27,12 +27,20 @@ import torch
 from torch import nn
 
 from aslkit import constants as C
-from aslkit.data.fs import encode_phrase, landmarks_to_blocks, read_fs_file
-from aslkit.runs import checkpoint_path, load_checkpoint, read_data_record, read_run_config
+from aslkit.data.fs import landmarks_to_blocks, read_fs_file
+from aslkit.runs import (
+    checkpoint_path,
+    ensemble_record,
+    is_ensemble,
+    load_checkpoint,
+    read_data_record,
+    read_run_config,
+)
 from aslkit.tasks.base import TaskExport, degenerate_inputs
+from aslkit.tasks.fingerspelling.decoder_graph import F1GraderModel, phrase_rows
 from aslkit.tasks.fingerspelling.evaluate import fs_score
 from aslkit.tasks.fingerspelling.families import FAMILIES
-from aslkit.tasks.fingerspelling.frames import hand_frames, padded_frame_positions
+from aslkit.tasks.fingerspelling.frames import grader_frames, hand_frames
 from aslkit.tasks.fingerspelling.grade import LATENCY_BUDGET_MS, held_out_rows
 
 
@@ -52,20 +60,6 @@ def inference_args(landmarks: np.ndarray | None = None) -> str:
     return json.dumps({"selected_columns": wide_columns(landmarks)})
 
 
-def grader_frames(inputs: torch.Tensor, n_landmarks: int, max_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grader rows ``[T, 3 * P]`` -> landmarks ``[max_frames, P, 3]`` (NaN rows after the sequence) and the
-    real-frame mask: the frames training selects (``frames.padded_frame_positions``)."""
-    x = inputs.reshape(-1, 3, n_landmarks).permute(0, 2, 1)
-    pos, valid = padded_frame_positions(x, max_frames)
-    x = torch.where(valid[:, None, None], x[pos], torch.full_like(x[:1], float("nan")))
-    return x, valid
-
-
-def one_hot_rows(ids: np.ndarray, classes: int) -> torch.Tensor:
-    """``[len(ids), classes]`` float one-hot rows."""
-    return nn.functional.one_hot(torch.as_tensor(ids), classes).float()
-
-
 class FSGraderModel(nn.Module):
     """Grader input ``[T, 3 * P]`` (block order, NaNs) -> ``[max_frames, classes]`` one-hot rows of the phrase."""
 
@@ -76,10 +70,7 @@ class FSGraderModel(nn.Module):
         self.max_frames = features.cfg.max_frames
         self.min_hand_frames = float(min_hand_frames)
         n_classes, rows = model.cfg.num_classes, -(-self.max_frames // model.cfg.stride)
-        ids = np.full(rows, C.CTC_BLANK, dtype=np.int64)
-        fb = encode_phrase(fallback)[:rows]
-        ids[: len(fb)] = fb
-        self.register_buffer("fallback_rows", one_hot_rows(ids, n_classes), persistent=False)
+        self.register_buffer("fallback_rows", phrase_rows(fallback, rows, C.CTC_BLANK, n_classes), persistent=False)
         self.register_buffer("classes", torch.arange(n_classes), persistent=False)
 
     def frames(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,48 +91,46 @@ class FSGraderModel(nn.Module):
         return use_fallback * self.fallback_rows + (1.0 - use_fallback) * rows
 
 
-class F1GraderModel(nn.Module):
-    """Grader input ``[T, 3 * P]`` -> ``[max_phrase + 1, 63]`` one-hot token rows of the greedy phrase."""
-
-    def __init__(self, features: nn.Module, model: nn.Module, fallback: str = "", min_hand_frames: int = 0,
-                 use_confidence: bool = False):
-        super().__init__()
-        self.features, self.model = features, model
-        self.n_landmarks, self.max_frames = len(features.landmarks), features.cfg.max_frames
-        self.min_hand_frames = float(min_hand_frames)
-        self.threshold = float(model.cfg.confidence_threshold) if use_confidence else -1.0
-        steps = model.cfg.max_phrase + 1
-        ids = np.full(steps, C.TOKEN_PAD, dtype=np.int64)
-        fb = encode_phrase(fallback)[:steps]
-        ids[: len(fb)] = fb
-        self.register_buffer("fallback_rows", one_hot_rows(ids, C.TOKENS), persistent=False)
-        self.register_buffer("classes", torch.arange(C.TOKENS), persistent=False)
-
-    def frames(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return grader_frames(inputs, self.n_landmarks, self.max_frames)
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        x, valid = self.frames(inputs)
-        mask = valid.unsqueeze(0)
-        memory = self.model.encoder(self.features(x).unsqueeze(0), mask)
-        tokens = self.model.greedy(memory, mask)[0]
-        rows = (tokens[:, None] == self.classes[None, :]).float()
-        confidence = torch.sigmoid(self.model.confidence(memory[:, :1])).reshape(())
-        few_hands = hand_frames(x, self.features.landmarks) < self.min_hand_frames
-        use_fallback = (few_hands | (confidence < self.threshold)).float()
-        return use_fallback * self.fallback_rows + (1.0 - use_fallback) * rows
-
-
-def load_fs_grader_model(run: str | Path, checkpoint: str = "best") -> nn.Module:
-    """The trained model of a fingerspelling run folder as its grader graph (fallback from data.json):
-    ``FSGraderModel`` for CTC families, ``F1GraderModel`` for attention decoders (``OBJECTIVE = "seq2seq"``)."""
+def trained_modules(run: str | Path, checkpoint: str = "best") -> tuple[nn.Module, nn.Module, object]:
+    """The feature module, the trained model and the config of a fingerspelling run folder."""
     data, cfg = read_data_record(run), read_run_config(run)
     features, model = FAMILIES.build_modules(cfg, np.array(data["subset"]))
     model.load_state_dict(load_checkpoint(checkpoint_path(run, checkpoint))["model"])
-    args = (features, model, data.get("fallback_phrase", ""), data.get("min_hand_frames", 0))
+    return features, model.eval(), cfg
+
+
+def member_runs(run: str | Path, checkpoint: str = "best") -> tuple[list[Path], str]:
+    """The run folders a grader graph is built from (an ensemble's members, else the run) and their checkpoint."""
+    if is_ensemble(run):
+        rec = ensemble_record(run)
+        return [Path(m) for m in rec["members"]], rec.get("checkpoint", checkpoint)
+    return [Path(run)], checkpoint
+
+
+def fs_grader_graph(cfg, features: nn.Module, models: list[nn.Module], fallback: str = "",
+                    min_hand_frames: int = 0) -> nn.Module:
+    """The grader graph of models of config ``cfg``: ``FSGraderModel`` for CTC families (one model),
+    ``F1GraderModel`` for attention decoders (``OBJECTIVE = "seq2seq"``; several models: their decoder logits
+    averaged; the confidence fallback when ``cfg.recipe.confidence_from`` trained the head)."""
     if getattr(FAMILIES.module(cfg.model_name), "OBJECTIVE", "ctc") == "seq2seq":
-        return F1GraderModel(*args, use_confidence=bool(cfg.recipe.confidence_from)).eval()
-    return FSGraderModel(*args).eval()
+        return F1GraderModel(features, models, fallback, min_hand_frames,
+                             use_confidence=bool(cfg.recipe.confidence_from)).eval()
+    if len(models) > 1:
+        raise ValueError(f"model_name={cfg.model_name}: CTC models have no one-file ensemble")
+    return FSGraderModel(features, models[0], fallback, min_hand_frames).eval()
+
+
+def load_fs_grader_model(run: str | Path, checkpoint: str = "best") -> nn.Module:
+    """The trained model of a fingerspelling run folder as its grader graph (``fs_grader_graph``; fallback from
+    data.json), of every member for an ensemble folder."""
+    data = read_data_record(run)
+    runs, checkpoint = member_runs(run, checkpoint)
+    members = [trained_modules(r, checkpoint) for r in runs]
+    cfgs = [c for _, _, c in members]
+    if len({bool(c.recipe.confidence_from) for c in cfgs}) > 1:
+        raise ValueError(f"{run}: some members trained a confidence head and some did not")
+    return fs_grader_graph(cfgs[0], members[0][0], [m for _, m, _ in members], data.get("fallback_phrase", ""),
+                           data.get("min_hand_frames", 0))
 
 
 def fs_validation_sequences(run: str | Path, limit: int = 0) -> tuple[list[np.ndarray], pd.DataFrame]:
@@ -183,4 +172,6 @@ def task_export(run: Path, checkpoint: str = "best", parity_limit: int = 0) -> T
     seqs, oof = fs_validation_sequences(run, parity_limit) if (run / "oof.csv").is_file() else ([], None)
     return TaskExport(model, torch.rand(23, 3 * n), (None, 3 * n), degenerate_fs_inputs(model.features.landmarks),
                       seqs, oof, compare_phrases, {"inference_args.json": inference_args(model.features.landmarks)},
-                      [checkpoint_path(run, checkpoint)], LATENCY_BUDGET_MS)
+                      [checkpoint_path(r, c) for rs, c in [member_runs(run, checkpoint)] for r in rs],
+                      LATENCY_BUDGET_MS,
+                      model.iterated() if isinstance(model, F1GraderModel) else None)

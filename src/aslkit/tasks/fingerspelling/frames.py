@@ -42,3 +42,12 @@ def hand_frames(x: np.ndarray | torch.Tensor, landmarks: np.ndarray | None = Non
         seen = (~torch.isnan(x[:, torch.as_tensor(pos), 0])).to(x.dtype).amax(dim=1)
         return seen.sum()
     return int((~np.isnan(x[:, pos, 0])).any(axis=1).sum())
+
+
+def grader_frames(inputs: torch.Tensor, n_landmarks: int, max_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grader rows ``[T, 3 * P]`` -> landmarks ``[max_frames, P, 3]`` (NaN rows after the sequence) and the
+    real-frame mask: the frames training selects (``padded_frame_positions``)."""
+    x = inputs.reshape(-1, 3, n_landmarks).permute(0, 2, 1)
+    pos, valid = padded_frame_positions(x, max_frames)
+    x = torch.where(valid[:, None, None], x[pos], torch.full_like(x[:1], float("nan")))
+    return x, valid

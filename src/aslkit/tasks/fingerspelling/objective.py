@@ -89,11 +89,20 @@ class FSSampler:
         self.phrases = index["phrase"].to_numpy()
         self.participants = index["participant_id"].to_numpy()
         self.partners: dict[int, np.ndarray] = {}
+        self.stand_ins: dict[int, np.ndarray] = {}     # row -> the rows it stands for (one drawn per sample)
 
     def fit(self, rows: np.ndarray) -> None:
         """CutMix partners are drawn from these (training) rows only."""
         rows = np.unique(rows)
         self.partners = {int(p): rows[self.participants[rows] == p] for p in np.unique(self.participants[rows])}
+
+    def one_per_phrase(self, rows: np.ndarray, is_supplemental: np.ndarray) -> np.ndarray:
+        """Training rows with the supplemental ones replaced by one row per unique phrase, which stands for all of
+        that phrase's supplemental rows: each epoch draws one of them at random (F1's supplemental sampling)."""
+        supp = np.unique(rows[is_supplemental[rows]])
+        groups = pd.Series(supp).groupby(self.phrases[supp]).groups.values()
+        self.stand_ins = {int(supp[g[0]]): supp[np.asarray(g)] for g in groups}
+        return np.sort(np.concatenate([rows[~is_supplemental[rows]], np.fromiter(self.stand_ins, np.int64)]))
 
     def cutmix(self, i: int, j: int, x: np.ndarray, phrase: str, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         """Outer CutMix of row ``i`` (``x``, ``phrase``) with row ``j``: at aligned character boundaries when the
@@ -105,6 +114,8 @@ class FSSampler:
         return aligned_cutmix(x, phrase, spans[0], other, other_phrase, spans[1], rng)
 
     def __call__(self, i: int, rng: np.random.Generator | None) -> tuple[np.ndarray, tuple[np.ndarray, int]]:
+        if rng is not None and i in self.stand_ins:
+            i = int(rng.choice(self.stand_ins[i]))
         x, phrase = np.asarray(self.prepared[i], dtype=np.float32), str(self.phrases[i])
         if rng is not None:
             pool = self.partners.get(int(self.participants[i]), np.zeros(0, np.int64))
@@ -140,6 +151,9 @@ def build_objective(cfg: TrainConfig, features: nn.Module, model: nn.Module, ind
 
 def build_task(cfg: TrainConfig, prepared: Any) -> TaskParts:
     """asl-fingerspelling: the prepared cache, the family's features, augmentation and model, fallback phrase."""
+    if cfg.supplemental_per_phrase and cfg.supplemental_weight:
+        raise ValueError(f"supplemental_per_phrase=true replaces supplemental_weight={cfg.supplemental_weight}: "
+                         f"set one of them")
     features, model = FAMILIES.build_modules(cfg, prepared.subset)
     index = prepared.index.merge(prepared.folds[["sequence_id", "fold"]], on="sequence_id", how="left")
     acfg = make_config(FSAugmentConfig, overrides=cfg.augment)
@@ -157,6 +171,8 @@ def build_task(cfg: TrainConfig, prepared: Any) -> TaskParts:
                                              (~is_supp[rows]).any() else index["phrase"].to_numpy()[rows])
         data["fallback_phrase"] = objective.fallback
         data["min_hand_frames"] = cfg.min_hand_frames
+        if cfg.supplemental_per_phrase:
+            return sampler.one_per_phrase(rows, is_supp)
         return weighted_rows(rows, is_supp, cfg.supplemental_weight, cfg.seed)
 
     return TaskParts(prepared, index, features, model, objective, sampler, data, on_split)

@@ -8,7 +8,7 @@ import pandas as pd
 
 from aslkit import constants as C
 from aslkit.tasks.base import TaskPlugin, TaskPredict, TaskPretrain
-from aslkit.tasks.fingerspelling import align, evaluate, export, grade, objective, predict, pretrain
+from aslkit.tasks.fingerspelling import align, ensemble, evaluate, export, grade, objective, predict, pretrain
 from aslkit.tasks.fingerspelling.families import FAMILIES
 from aslkit.tasks.fingerspelling.prepare import (
     FS_LANDMARKS,
@@ -37,17 +37,23 @@ def zoo_members(profile: str, models: list[str] | None = None) -> list[str]:
     return list(models) if models else [""]
 
 
+def trains_supplemental(cfg: Any) -> bool:
+    """Whether a run config samples supplemental sequences."""
+    return cfg.supplemental_weight > 0 or bool(cfg.supplemental_per_phrase)
+
+
 def prepare_overrides(cfg: Any) -> dict:
     """The preparation overrides of a run config that names no prepared cache: its data folder, synthetic size and
     whether supplemental sequences are trained on."""
-    return {"data_dir": cfg.data_dir, "synth_size": cfg.synth_size, "include_supplemental": cfg.supplemental_weight > 0}
+    return {"data_dir": cfg.data_dir, "synth_size": cfg.synth_size, "include_supplemental": trains_supplemental(cfg)}
 
 
 def cache_mismatch(cfg: Any, prepared_cfg: Any) -> str:
     """What a fingerspelling cache lacks for a run: its supplemental sequences, when the run samples them."""
-    if cfg.supplemental_weight > 0 and not prepared_cfg.include_supplemental:
+    if trains_supplemental(cfg) and not prepared_cfg.include_supplemental:
         return (f"prepared without supplemental sequences (include_supplemental=false), but the run asks "
-                f"supplemental_weight={cfg.supplemental_weight}")
+                f"supplemental_weight={cfg.supplemental_weight} / supplemental_per_phrase="
+                f"{cfg.supplemental_per_phrase}")
     return ""
 
 
@@ -69,6 +75,7 @@ PLUGIN = TaskPlugin(
     predict=TaskPredict(predict.grader_module, predict.input_columns, predict.read_inputs, predict.answer,
                         predict.answer_text, predict.landmarks, predict.held_out, predict.write_recording,
                         submission_files=("inference_args.json",)),
-    align=align.align_run,
+    align=align.align_run, make_ensemble=ensemble.make_fs_ensemble,
+    can_ensemble=ensemble.is_seq2seq_run,
     pretrain=TaskPretrain(pretrain.PRESETS, pretrain.build_pretrain_task, pretrain.encoder_state,
                           pretrain.check_config))

@@ -12,7 +12,6 @@ to members trained on all data (I2's procedure: ``weights_from``).
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,9 @@ from torch import nn
 from aslkit import constants as C
 from aslkit.paths import logs_root
 from aslkit.runs import (
+    ENSEMBLE_FILE,
     checkpoint_path,
+    ensemble_record,
     is_run_folder,
     read_data_record,
     read_run_config,
@@ -36,8 +37,6 @@ from aslkit.runs import (
     write_json_atomic,
 )
 from aslkit.tasks.signs.graph import load_grader_model
-
-ENSEMBLE_FILE = "ensemble.json"
 
 
 @dataclass
@@ -51,11 +50,6 @@ class EnsembleConfig:
     name: str = ""                                         # folder under logs/ (or absolute); default from members
     checkpoint: str = "best"
     grid_step: float = 0.05                                 # simplex grid of the weight search
-
-
-def is_ensemble(run: str | Path) -> bool:
-    """Whether a folder is an ensemble folder."""
-    return (Path(run) / ENSEMBLE_FILE).is_file()
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -140,7 +134,7 @@ def make_ensemble(cfg: EnsembleConfig) -> Path:
     fit_runs = [Path(r) for r in (cfg.weights_from or cfg.runs)]
     if len(fit_runs) != len(runs):
         raise ValueError(f"weights_from names {len(fit_runs)} runs for {len(runs)} members")
-    rec = {"members": [str(r.resolve()) for r in runs], "families": _member_names(runs),
+    rec = {"task": C.SLUG_SIGNS, "members": [str(r.resolve()) for r in runs], "families": _member_names(runs),
            "checkpoint": cfg.checkpoint}
     if cfg.weights:
         if len(cfg.weights) != len(runs) or min(cfg.weights) < 0:
@@ -194,12 +188,12 @@ class EnsembleGraderModel(nn.Module):
 
 def member_checkpoints(folder: str | Path) -> list[Path]:
     """The checkpoint files of an ensemble's members (what its graph is built from)."""
-    rec = json.loads((Path(folder) / ENSEMBLE_FILE).read_text())
+    rec = ensemble_record(folder)
     return [checkpoint_path(r, rec.get("checkpoint", "best")) for r in rec["members"]]
 
 
 def load_ensemble_model(folder: str | Path) -> EnsembleGraderModel:
     """The ``EnsembleGraderModel`` of an ensemble folder (its members' checkpoints)."""
-    rec = json.loads((Path(folder) / ENSEMBLE_FILE).read_text())
+    rec = ensemble_record(folder)
     members = [load_grader_model(r, rec.get("checkpoint", "best")) for r in rec["members"]]
     return EnsembleGraderModel(members, rec["weights"]).eval()

@@ -10,9 +10,9 @@ import pandas as pd
 import torch
 
 from aslkit.data.islr import load_relevant_data_subset
-from aslkit.runs import checkpoint_path
+from aslkit.runs import checkpoint_path, is_ensemble
 from aslkit.tasks.base import TaskExport, degenerate_inputs
-from aslkit.tasks.signs.ensemble import is_ensemble, member_checkpoints
+from aslkit.tasks.signs.ensemble import member_checkpoints
 from aslkit.tasks.signs.grade import LATENCY_LIMIT_MS, held_out_rows
 from aslkit.tasks.signs.predict import grader_module
 

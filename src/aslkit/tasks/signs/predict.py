@@ -17,7 +17,8 @@ from aslkit.data.islr import (
     read_recording_npy,
     write_long_recording,
 )
-from aslkit.tasks.signs.ensemble import is_ensemble, load_ensemble_model
+from aslkit.runs import is_ensemble
+from aslkit.tasks.signs.ensemble import load_ensemble_model
 from aslkit.tasks.signs.grade import held_out_rows
 from aslkit.tasks.signs.graph import load_grader_model
 

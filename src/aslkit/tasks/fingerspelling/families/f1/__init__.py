@@ -27,11 +27,12 @@ PRESETS: dict[str, dict[str, Any]] = {
               "augment": {**FS_LIGHT_AUGMENT, **F1_FLIP, "resample_p": 0.5, "affine_p": 0.55, "cutmix_p": 0.5},
               "model": {"dim": 96, "blocks": 3, "heads": 4, "conv_kernel": 15, "stem_channels": 16,
                         "decoder_layers": 1, "decoder_heads": 4, "decoder_ffn": 192}},
-    # F1's sizes and schedule (AdamW 4.5e-3 at an effective batch of 512, weight decay 0.08, clip 4, 400 epochs)
+    # F1's sizes and schedule (AdamW 4.5e-3 at an effective batch of 512, weight decay 0.08, clip 4, 400 epochs) and
+    # its supplemental sampling (one random sequence per unique supplemental phrase per epoch)
     "full": {"features": {"max_frames": 384}, "optim.optimizer": "adamw", "optim.schedule": "warmup_cosine",
              "optim.lr": 4.5e-3, "optim.weight_decay": 0.08, "optim.clip_grad": 4.0, "optim.epochs": 400,
              "optim.batch_size": 64, "optim.grad_accumulation": 8, "optim.warmup_fraction": 0.025,
-             "augment": F1_FLIP},
+             "supplemental_weight": 0.0, "supplemental_per_phrase": True, "augment": F1_FLIP},
 }
 
 

@@ -198,28 +198,35 @@ class F1Encoder(nn.Module):
 
 
 class CrossKV(nn.Module):
-    """Keys and values of the encoder states for one decoder layer's cross-attention (computed once per phrase)."""
+    """Keys and values of the encoder states for one decoder layer's cross-attention, split into heads
+    ``[B, heads, T, dim / heads]`` (computed once per phrase)."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, heads: int):
         super().__init__()
-        self.kv = nn.Linear(dim, 2 * dim)
+        self.kv, self.heads = nn.Linear(dim, 2 * dim), heads
 
     def forward(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.kv(memory).chunk(2, -1)
+        k, v = self.kv(memory).chunk(2, -1)
+        return split_heads(k, self.heads), split_heads(v, self.heads)
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, bias: torch.Tensor,
+def split_heads(z: torch.Tensor, heads: int) -> torch.Tensor:
+    """``[B, L, D]`` -> ``[B, heads, L, D / heads]``."""
+    b, n, d = z.shape
+    return z.reshape(b, n, heads, d // heads).transpose(1, 2)
+
+
+def merge_heads(z: torch.Tensor) -> torch.Tensor:
+    """``[B, heads, L, dh]`` -> ``[B, L, heads * dh]``."""
+    return z.transpose(1, 2).flatten(2)
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | float,
            drop: nn.Dropout) -> torch.Tensor:
-    """Multi-head attention of ``q`` ``[B, L, D]`` over ``k``, ``v`` ``[B, S, D]`` with an additive ``bias``
-    broadcast to ``[B, heads, L, S]``."""
-    b, lq, d = q.shape
-    dh = d // heads
-
-    def split(z: torch.Tensor) -> torch.Tensor:
-        return z.reshape(b, z.shape[1], heads, dh).transpose(1, 2)
-
-    att = drop(torch.softmax(split(q) @ split(k).transpose(-1, -2) / math.sqrt(dh) + bias, dim=-1))
-    return (att @ split(v)).transpose(1, 2).reshape(b, lq, d)
+    """Attention of ``q`` ``[B, H, L, dh]`` over ``k``, ``v`` ``[B, H, S, dh]`` with an additive ``bias``
+    broadcast to ``[B, H, L, S]``."""
+    att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias, dim=-1)
+    return drop(att) @ v
 
 
 class DecoderLayer(nn.Module):
@@ -228,26 +235,48 @@ class DecoderLayer(nn.Module):
     def __init__(self, cfg: F1Config):
         super().__init__()
         d = cfg.dim
-        self.heads = cfg.decoder_heads
+        self.heads, self.dim = cfg.decoder_heads, d
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
         self.self_qkv, self.self_out = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.cross_q, self.cross_kv, self.cross_out = nn.Linear(d, d), CrossKV(d), nn.Linear(d, d)
+        self.cross_q, self.cross_kv, self.cross_out = nn.Linear(d, d), CrossKV(d, cfg.decoder_heads), nn.Linear(d, d)
         self.ffn = nn.Sequential(nn.Linear(d, cfg.decoder_ffn), nn.ReLU(), nn.Dropout(cfg.dropout),
                                  nn.Linear(cfg.decoder_ffn, d))
         self.attn_drop, self.drop = nn.Dropout(cfg.decoder_attn_dropout), nn.Dropout(cfg.dropout)
 
     def forward(self, y: torch.Tensor, cross: tuple[torch.Tensor, torch.Tensor], memory_bias: torch.Tensor,
-                self_bias: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None
-                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """``y`` ``[B, L, D]`` (L new positions) -> its outputs and this layer's self-attention keys/values of every
-        position so far (``cache`` holds the earlier ones)."""
-        q, k, v = self.self_qkv(self.norm1(y)).chunk(3, -1)
-        if cache is not None:
-            k, v = torch.cat([cache[0], k], dim=1), torch.cat([cache[1], v], dim=1)
-        y = y + self.drop(self.self_out(attend(q, k, v, self.heads, self_bias, self.attn_drop)))
-        c = attend(self.cross_q(self.norm2(y)), cross[0], cross[1], self.heads, memory_bias, self.attn_drop)
-        y = y + self.drop(self.cross_out(c))
-        return y + self.drop(self.ffn(self.norm3(y))), (k, v)
+                self_bias: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: ``y`` ``[B, L, D]`` (every position) -> its outputs."""
+        q, k, v = (split_heads(z, self.heads) for z in self.self_qkv(self.norm1(y)).chunk(3, -1))
+        y = y + self.drop(self.self_out(merge_heads(attend(q, k, v, self_bias, self.attn_drop))))
+        return self.cross_and_ffn(y, cross, memory_bias, lambda z: split_heads(z, self.heads), merge_heads)
+
+    def step(self, y: torch.Tensor, position: torch.Tensor, cross: tuple[torch.Tensor, torch.Tensor],
+             memory_bias: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, tuple]:
+        """One new position ``y`` ``[B, 1, D]`` at the one-hot ``position`` ``[S]`` -> its output and this layer's
+        self-attention keys/values ``[B, H, S, dh]`` with the new position written in (``cache``: the earlier
+        positions, later rows 0). Every shape is fixed (the positions after this one are masked out), and a single
+        position needs reshapes only, no transposes: the exported decoding step stays small and static."""
+        dh = self.dim // self.heads
+
+        def split(z: torch.Tensor) -> torch.Tensor:
+            return z.reshape(-1, self.heads, 1, dh)
+
+        def merge(z: torch.Tensor) -> torch.Tensor:
+            return z.reshape(-1, 1, self.dim)
+
+        q, k, v = (split(z) for z in self.self_qkv(self.norm1(y)).chunk(3, -1))
+        write = position[:, None]                                              # [S, 1]: the row of this position
+        k, v = cache[0] + write * k, cache[1] + write * v
+        later = position @ torch.ones(len(position), len(position), device=y.device, dtype=y.dtype).triu(1)
+        y = y + self.drop(self.self_out(merge(attend(q, k, v, later * -1e4, self.attn_drop))))
+        return self.cross_and_ffn(y, cross, memory_bias, split, merge), (k, v)
+
+    def cross_and_ffn(self, y: torch.Tensor, cross: tuple[torch.Tensor, torch.Tensor], memory_bias: torch.Tensor,
+                      split, merge) -> torch.Tensor:
+        """Cross-attention to the encoder (keys/values already split) and the feed-forward, both residual."""
+        c = attend(split(self.cross_q(self.norm2(y))), cross[0], cross[1], memory_bias, self.attn_drop)
+        y = y + self.drop(self.cross_out(merge(c)))
+        return y + self.drop(self.ffn(self.norm3(y)))
 
 
 class Decoder(nn.Module):
@@ -258,6 +287,8 @@ class Decoder(nn.Module):
         self.scale = math.sqrt(cfg.dim)
         self.embed = nn.Embedding(C.TOKENS, cfg.dim)
         self.positions = nn.Embedding(cfg.max_phrase + 2, cfg.dim)
+        for table in (self.embed, self.positions):      # HF's decoder init (std 0.02): with N(0, 1) the scaled token
+            nn.init.normal_(table.weight, std=0.02)    # embedding drowned the cross-attention (an LM, not a reader)
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
         self.norm, self.head = nn.LayerNorm(cfg.dim), nn.Linear(cfg.dim, C.TOKENS)
 
@@ -272,17 +303,24 @@ class Decoder(nn.Module):
         causal = torch.full((tokens.shape[1],) * 2, -1e4, device=y.device).triu(1)
         memory_bias = memory_bias_of(memory_mask, y.dtype)
         for layer, cross in zip(self.layers, self.cross(memory)):
-            y, _ = layer(y, cross, memory_bias, causal)
+            y = layer(y, cross, memory_bias, causal)
         return self.head(self.norm(y))
 
-    def step(self, token: torch.Tensor, position: int, cross: list, memory_bias: torch.Tensor,
-             cache: list | None) -> tuple[torch.Tensor, list]:
-        """One greedy step: logits ``[B, TOKENS]`` of ``token`` ``[B]`` at ``position`` and the grown cache."""
-        y = self.embed(token[:, None]) * self.scale + self.positions.weight[position]
-        no_bias = torch.zeros((), device=y.device, dtype=y.dtype)
+    def empty_cache(self, batch: int, steps: int, device: torch.device, dtype: torch.dtype) -> list:
+        """Every layer's self-attention keys/values before the first step: zeros ``[B, H, steps, dh]``."""
+        layer = self.layers[0]
+        shape = (batch, layer.heads, steps, layer.dim // layer.heads)
+        return [(torch.zeros(shape, device=device, dtype=dtype),) * 2 for _ in self.layers]
+
+    def step(self, token: torch.Tensor, position: torch.Tensor, cross: list, memory_bias: torch.Tensor,
+             cache: list) -> tuple[torch.Tensor, list]:
+        """One greedy step: logits ``[B, TOKENS]`` of the one-hot ``token`` ``[B, TOKENS]`` at the one-hot
+        ``position`` ``[S]`` and the cache with this position written in (``empty_cache`` before the first)."""
+        positions = self.positions.weight[: len(position)]
+        y = (token @ self.embed.weight * self.scale + position @ positions)[:, None]
         grown = []
-        for i, (layer, kv) in enumerate(zip(self.layers, cross)):
-            y, layer_cache = layer(y, kv, memory_bias, no_bias, None if cache is None else cache[i])
+        for layer, kv, layer_cache in zip(self.layers, cross, cache):
+            y, layer_cache = layer.step(y, position, kv, memory_bias, layer_cache)
             grown.append(layer_cache)
         return self.head(self.norm(y))[:, 0], grown
 
@@ -317,14 +355,16 @@ class F1Model(nn.Module):
         """Greedy tokens ``[B, steps]`` of the phrase decoder (default ``max_phrase + 1`` steps); after the end
         token every step writes padding. ``cache=False`` recomputes every earlier position at each step."""
         steps = self.cfg.max_phrase + 1 if steps is None else steps
-        b = memory.shape[0]
-        tokens = torch.full((b, 1), C.TOKEN_START, dtype=torch.long, device=memory.device)
-        done = torch.zeros(b, dtype=torch.bool, device=memory.device)
-        cross, memory_bias, kv = self.decoder.cross(memory), memory_bias_of(mask, memory.dtype), None
+        b, dev = memory.shape[0], memory.device
+        tokens = torch.full((b, 1), C.TOKEN_START, dtype=torch.long, device=dev)
+        done = torch.zeros(b, dtype=torch.bool, device=dev)
+        cross, memory_bias = self.decoder.cross(memory), memory_bias_of(mask, memory.dtype)
+        kv, where = self.decoder.empty_cache(b, steps, dev, memory.dtype), torch.eye(steps, device=dev)
         out = []
         for i in range(steps):
             if cache:
-                logits, kv = self.decoder.step(tokens[:, -1], i, cross, memory_bias, kv)
+                token = F.one_hot(tokens[:, -1], C.TOKENS).to(memory.dtype)
+                logits, kv = self.decoder.step(token, where[i].to(memory.dtype), cross, memory_bias, kv)
             else:
                 logits = self.decoder(tokens, memory, mask)[:, -1]
             nxt = torch.where(done, torch.full_like(tokens[:, -1], C.TOKEN_PAD), logits.argmax(-1))

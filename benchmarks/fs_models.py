@@ -1,0 +1,98 @@
+"""The asl-fingerspelling model table: converted runs (the F5 CTC encoder, the F1 model, a one-file ensemble) side by
+side: training minutes and epochs, held-out score of torch and of the grader clone on the submitted build, TFLite
+latency per phrase at T = 160 (median / p95, 1 thread, measured here in the same process for every row, so the
+ratio to the first row is fair) and size; then, with --full, untrained models of the ``full`` preset converted here
+(the graph of an untrained model is the graph of a trained one) with their latency, size and the time projected for
+the hidden test set against the 5-hour limit.
+
+    .venv/bin/python benchmarks/fs_models.py --runs logs/<ctc run> logs/<f1 run> logs/<ensemble> --full
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from fs_speed import latency_ms  # noqa: E402  (same folder: run as a script)
+
+from aslkit import constants as C
+from aslkit.export import tflite_builds
+from aslkit.runs import ensemble_record, is_ensemble
+from aslkit.submit import score_run
+from aslkit.tasks.base import TaskExport
+from aslkit.tasks.fingerspelling.export import fs_grader_graph
+from aslkit.tasks.fingerspelling.grade import LATENCY_BUDGET_MS
+from aslkit.tasks.registry import build_modules
+from aslkit.train import make_train_config
+
+TEST_PHRASES = 5 * 3600 * 1000 / LATENCY_BUDGET_MS      # the phrase count whose 5-hour limit is the kit's budget
+
+
+def training(run: Path) -> tuple[float, int]:
+    """Training minutes and epochs of a run (summed over an ensemble's members)."""
+    runs = [Path(m) for m in ensemble_record(run)["members"]] if is_ensemble(run) else [run]
+    frames = [pd.read_csv(r / "metrics.csv") for r in runs]
+    return sum(f["seconds"].sum() for f in frames) / 60, sum(len(f) for f in frames)
+
+
+def run_row(run: Path, calls: int) -> dict:
+    """One converted run: training, scores (torch and grader clone, submitted build), latency at T = 160, size."""
+    report = json.loads((run / "export" / "report.json").read_text())
+    build = report["submitted"]
+    tflite = run / "export" / f"model_{build}.tflite"
+    graded = score_run(run)
+    minutes, epochs = training(run)
+    median, p95 = latency_ms(tflite, 160, calls)
+    return {"model": run.name, "train min": minutes, "epochs": epochs, "torch score": report[build]["torch_score"],
+            "grader clone": graded["score"], "build": build, "T=160 median ms": median, "T=160 p95 ms": p95,
+            "size MB": tflite.stat().st_size / 2 ** 20}
+
+
+def untrained_builds(model_name: str, members: int, out: Path) -> dict[str, Path]:
+    """TFLite builds of ``members`` untrained models of the ``full`` preset of ``model_name`` in one graph."""
+    cfg = make_train_config("full", {"task": C.SLUG_FS, "model_name": model_name})
+    modules = [build_modules(cfg, C.FS_130) for _ in range(members)]
+    graph = fs_grader_graph(cfg, modules[0][0], [m.eval() for _, m in modules], "a", 3)
+    exp = TaskExport(graph, torch.rand(23, 390), (None, 390), {}, [], None, lambda *a: {},
+                     iterated=graph.iterated() if hasattr(graph, "iterated") else None)
+    return tflite_builds(exp, out)
+
+
+def full_rows(calls: int) -> list[dict]:
+    """Latency, size and projected hours of the full-size CTC encoder, F1 model and two-seed F1 ensemble."""
+    rows = []
+    for name, model_name, members in (("ctc full", "ctc", 1), ("f1 full", "f1", 1), ("f1 x2 full", "f1", 2)):
+        with tempfile.TemporaryDirectory() as tmp:
+            for build, path in untrained_builds(model_name, members, Path(tmp)).items():
+                cells = {t: latency_ms(path, t, calls) for t in (160, 400)}
+                mean_ms = float(np.mean([cells[160][0], cells[400][0]]))
+                rows.append({"model": name, "build": build, "T=160 median ms": cells[160][0],
+                             "T=160 p95 ms": cells[160][1], "T=400 median ms": cells[400][0],
+                             "size MB": path.stat().st_size / 2 ** 20,
+                             "projected hours": mean_ms * TEST_PHRASES / 3.6e6})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", nargs="*", default=[], help="converted fingerspelling run or ensemble folders")
+    ap.add_argument("--full", action="store_true", help="also convert and time untrained full-size models")
+    ap.add_argument("--calls", type=int, default=30)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.runs:
+        table = pd.DataFrame([run_row(Path(r), args.calls) for r in args.runs]).set_index("model")
+        table["latency x first"] = table["T=160 median ms"] / table["T=160 median ms"].iloc[0]
+        print(table.round(4).to_string())
+    if args.full:
+        print(f"\nfull size (untrained; projected hours = mean of the T=160 and T=400 medians x {TEST_PHRASES:,.0f} "
+              f"phrases, the count whose 5 h budget is {LATENCY_BUDGET_MS:.0f} ms per phrase)")
+        print(pd.DataFrame(full_rows(args.calls)).set_index("model").round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()
