@@ -3,7 +3,8 @@
 # real download is in input/<slug>/), and executes the notebooks headless with papermill: 00 (both competitions)
 # once, 01-05 once per competition into logs/<run>/notebooks/<task>/ (run folders in logs/<run>/<task>/).
 # Usage: ./run_all.sh [asl-signs] [asl-fingerspelling]   (default: both). Profile: ASLKIT_PROFILE=ci|quick|full
-# (default quick).
+# (default quick). Models: ASLKIT_MODELS="ctc f1 f1@43" (the notebooks' `models`; name@seed: another seed of a
+# family) for the tasks run, default: each task's zoo of the profile.
 set -euo pipefail
 cd "$(dirname "$0")"
 TASKS=("$@")
@@ -16,6 +17,11 @@ source scripts/env.sh
 PROFILE="${ASLKIT_PROFILE:-quick}"
 export ASLKIT_PROFILE="$PROFILE" ASLKIT_SYNTH_SIZE="${ASLKIT_SYNTH_SIZE:-$PROFILE}"
 RUN="logs/run_all_${PROFILE}_$(date +%Y%m%d_%H%M%S)"
+MODELS=()
+if [ -n "${ASLKIT_MODELS:-}" ]; then
+  read -r -a names <<< "$ASLKIT_MODELS"
+  MODELS=(-y "models: [$(printf '"%s",' "${names[@]}" | sed 's/,$//')]")
+fi
 for task in "${TASKS[@]}"; do
   python -m aslkit data --task "$task" --preset "$PROFILE"
 done
@@ -30,7 +36,7 @@ run_notebook notebooks/00_data_tour.ipynb "$RUN/notebooks"          # both compe
 for task in "${TASKS[@]}"; do
   mkdir -p "$RUN/notebooks/$task"
   for nb in notebooks/0[1-9]_*.ipynb; do
-    run_notebook "$nb" "$RUN/notebooks/$task" -p task "$task" -p run "$(pwd)/$RUN/$task"
+    run_notebook "$nb" "$RUN/notebooks/$task" -p task "$task" -p run "$(pwd)/$RUN/$task" "${MODELS[@]}"
   done
 done
 echo "[run_all] done: $RUN"

@@ -295,9 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="export a run (or an ensemble of runs) to float32/float16 TFLite and check "
                                        "every gate",
                        description="torch -> ONNX -> onnx2tf -> TFLite (serving_default: inputs -> outputs); "
-                                   "gates: size, builtin ops, degenerate inputs, parity with torch. Several asl-signs "
-                                   "runs make one ensemble file (weighted sum of logits, weights fitted on OOF "
-                                   "predictions) in logs/<name>/; options go before the run folders, e.g. "
+                                   "gates: size, builtin ops, degenerate inputs, parity with torch. Several runs make "
+                                   "one ensemble file in logs/<name>/ (asl-signs: weighted sum of logits, weights "
+                                   "fitted on OOF predictions; fingerspelling model_name=f1 runs, e.g. two seeds: "
+                                   "decoder logits averaged at every step); options go before the run folders, e.g. "
                                    "aslkit convert --name ens logs/a logs/b.")
     p.add_argument("items", nargs="+", metavar="RUN_DIR | key=value",
                    help="run folder(s), then overrides, e.g. submit_build=float32 parity_limit=200")
