@@ -20,7 +20,7 @@ import torch
 from fs_speed import latency_ms  # noqa: E402  (same folder: run as a script)
 
 from aslkit import constants as C
-from aslkit.export import tflite_builds
+from aslkit.export import saved_model_to_tflite, tflite_builds
 from aslkit.runs import ensemble_record, is_ensemble
 from aslkit.submit import score_run
 from aslkit.tasks.base import TaskExport
@@ -47,9 +47,14 @@ def run_row(run: Path, calls: int) -> dict:
     graded = score_run(run)
     minutes, epochs = training(run)
     median, p95 = latency_ms(tflite, 160, calls)
+    start = run / "export" / "start_saved_model"             # iterated graphs: the start graph alone (encoder)
+    with tempfile.TemporaryDirectory() as tmp:
+        start_ms = (latency_ms(saved_model_to_tflite(start, Path(tmp) / "start.tflite", float16=build == "float16",
+                                                     input_shape=(None, 390)), 160, calls)[0]
+                    if start.is_dir() else np.nan)
     return {"model": run.name, "train min": minutes, "epochs": epochs, "torch score": report[build]["torch_score"],
             "grader clone": graded["score"], "build": build, "T=160 median ms": median, "T=160 p95 ms": p95,
-            "size MB": tflite.stat().st_size / 2 ** 20}
+            "start graph ms": start_ms, "size MB": tflite.stat().st_size / 2 ** 20}
 
 
 def untrained_builds(model_name: str, members: int, out: Path) -> dict[str, Path]:

@@ -5,7 +5,9 @@ The exported module (from the run's task plug-in: ``TaskExport``) takes exactly 
 (``inputs``: float32 ``[T, 543, 3]`` with NaNs for asl-signs, the selected wide columns for fingerspelling) and
 returns ``outputs``. Preprocessing is the same torch code as in training, carried through the export.
 onnx2tf writes a SavedModel; it is re-wrapped with a ``serving_default`` signature named ``inputs -> outputs`` and
-converted with TensorFlow's converter, builtin ops only (float32 and float16 builds).
+converted with TensorFlow's converter, builtin ops only (float32 and float16 builds). A task may hand over its model
+as an ``IteratedGraph`` (autoregressive decoding): its start graph and its step graph go through ONNX and onnx2tf
+separately, and the TFLite graph runs the start graph and then the step graph a fixed number of times.
 """
 from __future__ import annotations
 
@@ -138,6 +140,7 @@ def iterated_to_tflite(start_dir: str | Path, step_dir: str | Path, steps: int, 
     start, start_fn = _signature(start_dir)
     step, step_fn = _signature(step_dir)
 
+    @tf.autograph.experimental.do_not_convert          # a Python loop on purpose: unrolled into the graph
     def graph(inputs):
         state, rows = start_fn(inputs), []
         for _ in range(steps):
