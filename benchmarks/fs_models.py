@@ -20,7 +20,7 @@ import torch
 from fs_speed import latency_ms  # noqa: E402  (same folder: run as a script)
 
 from aslkit import constants as C
-from aslkit.export import saved_model_to_tflite, tflite_builds
+from aslkit.export import tflite_builds
 from aslkit.runs import ensemble_record, is_ensemble
 from aslkit.submit import score_run
 from aslkit.tasks.base import TaskExport
@@ -39,22 +39,28 @@ def training(run: Path) -> tuple[float, int]:
     return sum(f["seconds"].sum() for f in frames) / 60, sum(len(f) for f in frames)
 
 
-def run_row(run: Path, calls: int) -> dict:
-    """One converted run: training, scores (torch and grader clone, submitted build), latency at T = 160, size."""
+def run_row(run: Path) -> dict:
+    """One converted run: training, scores (torch and grader clone, submitted build), size."""
     report = json.loads((run / "export" / "report.json").read_text())
     build = report["submitted"]
     tflite = run / "export" / f"model_{build}.tflite"
     graded = score_run(run)
     minutes, epochs = training(run)
-    median, p95 = latency_ms(tflite, 160, calls)
-    start = run / "export" / "start_saved_model"             # iterated graphs: the start graph alone (encoder)
-    with tempfile.TemporaryDirectory() as tmp:
-        start_ms = (latency_ms(saved_model_to_tflite(start, Path(tmp) / "start.tflite", float16=build == "float16",
-                                                     input_shape=(None, 390)), 160, calls)[0]
-                    if start.is_dir() else np.nan)
     return {"model": run.name, "train min": minutes, "epochs": epochs, "torch score": report[build]["torch_score"],
-            "grader clone": graded["score"], "build": build, "T=160 median ms": median, "T=160 p95 ms": p95,
-            "start graph ms": start_ms, "size MB": tflite.stat().st_size / 2 ** 20}
+            "grader clone": graded["score"], "build": build, "size MB": tflite.stat().st_size / 2 ** 20,
+            "tflite": tflite}
+
+
+def interleaved_latency(paths: list[Path], rounds: int, calls: int) -> pd.DataFrame:
+    """Median latency at T = 160 of every TFLite file, measured in ``rounds`` interleaved rounds (a noisy neighbour
+    slows every model of a round alike): the median over the rounds of each round's median, the largest p95, and
+    the median over the rounds of the ratio to the first file."""
+    cells = np.array([[latency_ms(p, 160, calls) for p in paths] for _ in range(rounds)])   # [rounds, files, 2]
+    ratio = cells[:, :, 0] / cells[:, :1, 0]
+    return pd.DataFrame({"T=160 median ms": np.median(cells[:, :, 0], 0), "T=160 p95 ms": cells[:, :, 1].max(0),
+                         "latency x first": np.median(ratio, 0),
+                         "x first, min-max over rounds": [f"{lo:.2f}-{hi:.2f}" for lo, hi in
+                                                          zip(ratio.min(0), ratio.max(0))]})
 
 
 def untrained_builds(model_name: str, members: int, out: Path) -> dict[str, Path]:
@@ -92,12 +98,13 @@ def main() -> None:
     ap.add_argument("--full-ensemble", action="store_true", help="with --full, also the two-seed F1 ensemble (its "
                     "28-block start graph takes onnx2tf a long time)")
     ap.add_argument("--calls", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds of the --runs rows")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.runs:
-        table = pd.DataFrame([run_row(Path(r), args.calls) for r in args.runs]).set_index("model")
-        table["latency x first"] = table["T=160 median ms"] / table["T=160 median ms"].iloc[0]
-        print(table.round(4).to_string())
+        rows = pd.DataFrame([run_row(Path(r)) for r in args.runs])
+        lat = interleaved_latency(list(rows.pop("tflite")), args.rounds, args.calls)
+        print(pd.concat([rows, lat], axis=1).set_index("model").round(4).to_string())
     if args.full:
         print(f"\nfull size (untrained; projected hours = mean of the T=160 and T=400 medians x {TEST_PHRASES:,.0f} "
               f"phrases, the count whose 5 h budget is {LATENCY_BUDGET_MS:.0f} ms per phrase)")
