@@ -301,3 +301,26 @@ def test_member_names_with_a_seed_and_the_fingerspelling_ensemble_holds_attentio
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.yaml").write_text(f"task: {C.SLUG_FS}\nmodel_name: {cfg.model_name}\n")
     assert ensemble_members(tmp_path, members) == ["f1", "f1@43"]
+
+
+def test_the_submitted_model_is_the_best_oof_of_the_ensemble_and_the_members(tmp_path):
+    from aslkit.zoo import submitted_dir
+
+    def folder(name: str, model_name: str | None, preds: list[str]) -> None:
+        (tmp_path / name).mkdir()
+        if model_name:
+            (tmp_path / name / "config.yaml").write_text(f"task: {C.SLUG_FS}\nmodel_name: {model_name}\n")
+        pd.DataFrame({"sequence_id": [1, 2], "participant_id": [5, 6], "fold": 0, "phrase": ["abcd", "efgh"],
+                      "pred": preds, "length": 40}).to_csv(tmp_path / name / "oof.csv", index=False)
+
+    folder("ctc", "ctc", ["abcd", "efgh"])                                 # 1.0
+    folder("f1", "f1", ["abzz", "efgh"])
+    folder("f1@43", "f1", ["abcz", "efgh"])
+    folder(ENSEMBLE_DIR, None, ["abcz", "efgh"])
+    members = ["ctc", "f1", "f1@43"]
+    assert submitted_dir(tmp_path, members) == tmp_path / "ctc"            # the CTC beats the F1 ensemble
+    pd.DataFrame({"sequence_id": [1, 2], "participant_id": [5, 6], "fold": 0, "phrase": ["abcd", "efgh"],
+                  "pred": ["abcd", "efgh"], "length": 40}).to_csv(tmp_path / ENSEMBLE_DIR / "oof.csv", index=False)
+    assert submitted_dir(tmp_path, members) == tmp_path / ENSEMBLE_DIR     # a tie goes to the ensemble
+    (tmp_path / "f1" / "oof.csv").unlink()
+    assert submitted_dir(tmp_path, members) == tmp_path / ENSEMBLE_DIR     # without every OOF: the ensemble

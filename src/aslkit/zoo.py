@@ -17,9 +17,9 @@ import pandas as pd
 from aslkit.config import default_profile, make_config
 from aslkit.export import ConvertConfig, convert
 from aslkit.paths import logs_root
-from aslkit.runs import TrainConfig, checkpoint_path, is_finished
+from aslkit.runs import TrainConfig, checkpoint_path, is_finished, run_task
 from aslkit.submit import package, score_run
-from aslkit.tasks.registry import ensemble_candidate, plugin
+from aslkit.tasks.registry import ensemble_candidate, plugin, reference_run
 from aslkit.train import make_train_config, train
 
 ENSEMBLE_DIR = "ensemble"
@@ -70,11 +70,26 @@ def ensemble_members(run: str | Path, members: list[str]) -> list[str]:
     return [m for m in members if ensemble_candidate(member_dir(run, m))]
 
 
+def oof_metric(task: str, folder: Path) -> float | None:
+    """The OOF metric of a run or ensemble folder (the task's ``OOF ...`` entry of its zoo-table row), None without
+    an ``oof.csv``."""
+    if not (folder / "oof.csv").is_file():
+        return None
+    return next(float(v) for k, v in plugin(task).oof_summary(folder).items() if k.startswith("OOF "))
+
+
 def submitted_dir(run: str | Path, members: list[str]) -> Path:
-    """The folder whose model is submitted: the ensemble when it has several members, else the one model (a
-    reference only when it is the only model)."""
-    models = ensemble_members(run, members) or members
-    return Path(run) / ENSEMBLE_DIR if len(models) > 1 else member_dir(run, models[0])
+    """The folder whose model is submitted: of the ensemble (when there is one) and the members that are no
+    reference, the one with the best OOF metric (the ensemble on a tie; without OOF files the ensemble, else the
+    first member); a reference only when it is the only model. Fingerspelling: a CTC member can beat the ensemble of
+    the attention decoders."""
+    models = [m for m in members if not reference_run(member_dir(run, m))] or members
+    folders = ([Path(run) / ENSEMBLE_DIR] if len(ensemble_members(run, members)) > 1 else []) + \
+        [member_dir(run, m) for m in models]
+    scores = [oof_metric(run_task(folders[-1]), f) for f in folders]
+    if all(v is not None for v in scores):
+        return folders[max(range(len(folders)), key=lambda i: (scores[i], -i))]
+    return folders[0]
 
 
 def member_configs(profile: str, task: str, run: str | Path, members: list[str], overrides: dict | None = None,
