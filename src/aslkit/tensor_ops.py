@@ -275,6 +275,12 @@ class Rotary(nn.Module):
         return self.cos[pos], self.sin[pos]
 
 
+def key_padding_bias(valid: torch.Tensor) -> torch.Tensor:
+    """``[B, 1, 1, T]`` additive attention bias of a float frame mask ``[B, T]``: 0 for real frames, -1e4 for
+    padding (padded keys get no attention)."""
+    return ((1.0 - valid) * -1e4)[:, None, None, :]
+
+
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate ``x`` ``[B, H, T, D]`` by the per-position angles (the rotate-half convention)."""
     half = x.shape[-1] // 2

@@ -28,6 +28,7 @@ from aslkit import constants as C
 from aslkit.data.fs import encode_phrase
 from aslkit.tasks.base import IteratedGraph
 from aslkit.tasks.fingerspelling.frames import grader_frames, hand_frames
+from aslkit.tensor_ops import key_padding_bias
 
 
 class FlatState:
@@ -89,7 +90,7 @@ class DecoderStart(nn.Module):
         steps = self.state.shapes["position"][0]
         parts = {"row": torch.zeros(C.TOKENS), "token": nn.functional.one_hot(torch.tensor([C.TOKEN_START]), C.TOKENS),
                  "done": torch.zeros(1), "position": torch.eye(steps)[0],
-                 "memory_bias": ((1.0 - mask.float()) * -1e4)[:, None, None, :]}
+                 "memory_bias": key_padding_bias(mask.float())}
         confidence = torch.zeros(())
         for m, model in enumerate(self.models):
             memory = model.encoder(feats, mask)

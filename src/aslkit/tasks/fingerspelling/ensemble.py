@@ -28,13 +28,12 @@ from aslkit.runs import (
 )
 from aslkit.tasks.fingerspelling.evaluate import fs_score, read_fs_oof
 from aslkit.tasks.fingerspelling.export import fs_validation_sequences, grader_decode, load_fs_grader_model
-from aslkit.tasks.fingerspelling.families import FAMILIES
+from aslkit.tasks.fingerspelling.families import attention_decoder
 
 
 def is_seq2seq_run(run: Path) -> bool:
     """Whether a fingerspelling run folder trained an attention-decoder family (the ones an ensemble can hold)."""
-    cfg = read_run_config(run)
-    return getattr(FAMILIES.module(cfg.model_name), "OBJECTIVE", "ctc") == "seq2seq"
+    return attention_decoder(read_run_config(run).model_name)
 
 
 def check_members(runs: list[Path]) -> None:
@@ -47,7 +46,7 @@ def check_members(runs: list[Path]) -> None:
         if not is_run_folder(run) or run_task(run) != C.SLUG_FS:
             raise ValueError(f"{run}: not an asl-fingerspelling run folder")
         cfg = read_run_config(run)
-        if not is_seq2seq_run(run):
+        if not attention_decoder(cfg.model_name):
             raise ValueError(f"{run}: model_name={cfg.model_name} has no attention decoder (fingerspelling ensembles "
                              f"average decoder logits: model_name=f1)")
         key = (read_data_record(run).get("cache_fingerprint"), cfg.fold, cfg.features,

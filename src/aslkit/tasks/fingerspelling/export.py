@@ -39,7 +39,7 @@ from aslkit.runs import (
 from aslkit.tasks.base import TaskExport, degenerate_inputs
 from aslkit.tasks.fingerspelling.decoder_graph import F1GraderModel, phrase_rows
 from aslkit.tasks.fingerspelling.evaluate import fs_score
-from aslkit.tasks.fingerspelling.families import FAMILIES
+from aslkit.tasks.fingerspelling.families import FAMILIES, attention_decoder
 from aslkit.tasks.fingerspelling.frames import grader_frames, hand_frames
 from aslkit.tasks.fingerspelling.grade import LATENCY_BUDGET_MS, held_out_rows
 
@@ -112,7 +112,7 @@ def fs_grader_graph(cfg, features: nn.Module, models: list[nn.Module], fallback:
     """The grader graph of models of config ``cfg``: ``FSGraderModel`` for CTC families (one model),
     ``F1GraderModel`` for attention decoders (``OBJECTIVE = "seq2seq"``; several models: their decoder logits
     averaged; the confidence fallback when ``cfg.recipe.confidence_from`` trained the head)."""
-    if getattr(FAMILIES.module(cfg.model_name), "OBJECTIVE", "ctc") == "seq2seq":
+    if attention_decoder(cfg.model_name):
         return F1GraderModel(features, models, fallback, min_hand_frames,
                              use_confidence=bool(cfg.recipe.confidence_from)).eval()
     if len(models) > 1:
@@ -168,10 +168,10 @@ def task_export(run: Path, checkpoint: str = "best", parity_limit: int = 0) -> T
     one-hot rows out), edge cases, the validation sequences read as the grader does, the phrase comparison and
     ``inference_args.json``."""
     model = load_fs_grader_model(run, checkpoint)
+    runs, ckpt = member_runs(run, checkpoint)
     n = model.n_landmarks
     seqs, oof = fs_validation_sequences(run, parity_limit) if (run / "oof.csv").is_file() else ([], None)
     return TaskExport(model, torch.rand(23, 3 * n), (None, 3 * n), degenerate_fs_inputs(model.features.landmarks),
                       seqs, oof, compare_phrases, {"inference_args.json": inference_args(model.features.landmarks)},
-                      [checkpoint_path(r, c) for rs, c in [member_runs(run, checkpoint)] for r in rs],
-                      LATENCY_BUDGET_MS,
+                      [checkpoint_path(r, ckpt) for r in runs], LATENCY_BUDGET_MS,
                       model.iterated() if isinstance(model, F1GraderModel) else None)

@@ -19,7 +19,7 @@ from aslkit.tasks.fingerspelling.align import aligned_cutmix, read_alignment
 from aslkit.tasks.fingerspelling.augment import FSAugmentConfig, outer_cutmix, time_flip
 from aslkit.tasks.fingerspelling.ctc_ops import ctc_loss, greedy_decode
 from aslkit.tasks.fingerspelling.evaluate import fallback_phrase
-from aslkit.tasks.fingerspelling.families import FAMILIES
+from aslkit.tasks.fingerspelling.families import FAMILIES, attention_decoder
 from aslkit.tasks.fingerspelling.frames import hand_frames, select_frames
 from aslkit.tasks.fingerspelling.phrases import PhraseObjective
 from aslkit.tasks.fingerspelling.seq2seq import Seq2SeqObjective, confidence_targets
@@ -142,7 +142,7 @@ def build_objective(cfg: TrainConfig, features: nn.Module, model: nn.Module, ind
                     acfg: FSAugmentConfig) -> PhraseObjective:
     """The objective of the run's family (its ``OBJECTIVE``): CTC, or attention decoders (``seq2seq``: the
     confidence head trained when ``recipe.confidence_from`` names earlier runs)."""
-    if getattr(FAMILIES.module(cfg.model_name), "OBJECTIVE", "ctc") != "seq2seq":
+    if not attention_decoder(cfg.model_name):
         return CTCObjective(min_hand_frames=cfg.min_hand_frames, ousm_k=cfg.recipe.ousm_k, features=features)
     conf = confidence_targets(cfg.recipe.confidence_from, index) if cfg.recipe.confidence_from else None
     return Seq2SeqObjective(model.cfg, acfg.token_mask_p, conf, min_hand_frames=cfg.min_hand_frames,

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aslkit.constants import CTC_BLANK
-from aslkit.tensor_ops import Rotary, apply_rotary
+from aslkit.tensor_ops import Rotary, apply_rotary, key_padding_bias
 
 
 @dataclass
@@ -100,7 +100,7 @@ class CTCEncoder(nn.Module):
         conv = F.gelu(self.stem(h.transpose(1, 2)).transpose(1, 2), approximate="tanh")
         valid = self.output_mask(valid)
         h = (h[:, ::self.cfg.stride] + conv) * valid.unsqueeze(-1)
-        bias = ((1.0 - valid) * -1e4)[:, None, None, :]                        # padded keys get no attention
+        bias = key_padding_bias(valid)
         rope = self.rope(h)
         layers = []
         for block in self.blocks:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aslkit import constants as C
-from aslkit.tensor_ops import Rotary, apply_rotary
+from aslkit.tensor_ops import Rotary, apply_rotary, key_padding_bias
 
 
 @dataclass
@@ -190,7 +190,7 @@ class F1Encoder(nn.Module):
             start += size * 3
         h = h + torch.cat(parts, dim=-1)
         valid = mask.to(h.dtype)
-        bias = ((1.0 - valid) * -1e4)[:, None, None, :]
+        bias = key_padding_bias(valid)
         rope = self.rope(h)
         for block in self.blocks:
             h = block(h, rope, bias, mask)
@@ -301,7 +301,7 @@ class Decoder(nn.Module):
         pos = torch.arange(tokens.shape[1], device=tokens.device)
         y = self.embed(tokens) * self.scale + self.positions(pos)
         causal = torch.full((tokens.shape[1],) * 2, -1e4, device=y.device).triu(1)
-        memory_bias = memory_bias_of(memory_mask, y.dtype)
+        memory_bias = key_padding_bias(memory_mask.to(y.dtype))
         for layer, cross in zip(self.layers, self.cross(memory)):
             y = layer(y, cross, memory_bias, causal)
         return self.head(self.norm(y))
@@ -323,11 +323,6 @@ class Decoder(nn.Module):
             y, layer_cache = layer.step(y, position, kv, memory_bias, layer_cache)
             grown.append(layer_cache)
         return self.head(self.norm(y))[:, 0], grown
-
-
-def memory_bias_of(memory_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``[B, 1, 1, T]``: 0 for real encoder frames, -1e4 for padding."""
-    return ((1.0 - memory_mask.to(dtype)) * -1e4)[:, None, None, :]
 
 
 class F1Model(nn.Module):
@@ -358,7 +353,7 @@ class F1Model(nn.Module):
         b, dev = memory.shape[0], memory.device
         tokens = torch.full((b, 1), C.TOKEN_START, dtype=torch.long, device=dev)
         done = torch.zeros(b, dtype=torch.bool, device=dev)
-        cross, memory_bias = self.decoder.cross(memory), memory_bias_of(mask, memory.dtype)
+        cross, memory_bias = self.decoder.cross(memory), key_padding_bias(mask.to(memory.dtype))
         kv, where = self.decoder.empty_cache(b, steps, dev, memory.dtype), torch.eye(steps, device=dev)
         out = []
         for i in range(steps):
