@@ -26,7 +26,7 @@ from torch import nn
 
 from aslkit.data.cache import write_atomic
 from aslkit.runs import file_digest, write_json_atomic
-from aslkit.tasks.base import TaskExport
+from aslkit.tasks.base import IteratedGraph, TaskExport
 from aslkit.tasks.registry import plugin_of_run
 from aslkit.tensor_ops import export_friendly
 from aslkit.tflite import (
@@ -131,22 +131,29 @@ def saved_model_to_tflite(saved_dir: str | Path, out_path: str | Path, float16: 
     return _write_tflite(graph, [loaded], out_path, float16, input_shape)
 
 
-def iterated_to_tflite(start_dir: str | Path, step_dir: str | Path, steps: int, row_width: int,
-                       out_path: str | Path, float16: bool = False, input_shape: tuple = (None, 390)) -> Path:
-    """One TFLite graph of an ``IteratedGraph``'s two SavedModels: the start graph, then the step graph ``steps``
-    times (unrolled), the output rows ``[steps, row_width]`` stacked from the start of each step's state."""
+def iterated_to_tflite(start_dir: str | Path, step_dir: str | Path, it: IteratedGraph, out_path: str | Path,
+                       float16: bool = False, input_shape: tuple = (None, 390)) -> Path:
+    """One TFLite graph of an ``IteratedGraph``'s two SavedModels: the start graph, then the step graph in a
+    ``WHILE`` loop (at most ``it.steps`` times, until the state's ``it.stop_index`` entry exceeds 0.5); the output rows
+    ``[n, row_width]`` are the start of each step's state."""
     import tensorflow as tf
 
     start, start_fn = _signature(start_dir)
     step, step_fn = _signature(step_dir)
+    eye = tf.eye(it.steps)
 
-    @tf.autograph.experimental.do_not_convert          # a Python loop on purpose: unrolled into the graph
+    def running(i, state, rows):
+        stopped = state[it.stop_index] > 0.5 if it.stop_index >= 0 else tf.constant(False)
+        return tf.logical_and(i < it.steps, tf.logical_not(stopped))
+
+    def one_step(i, state, rows):
+        state = tf.ensure_shape(step_fn(state), [it.state_size])
+        return i + 1, state, rows + eye[i][:, None] * state[None, :it.row_width]
+
     def graph(inputs):
-        state, rows = start_fn(inputs), []
-        for _ in range(steps):
-            state = step_fn(state)
-            rows.append(state[:row_width])
-        return tf.stack(rows)
+        state = tf.ensure_shape(start_fn(inputs), [it.state_size])
+        n, _, rows = tf.while_loop(running, one_step, (tf.constant(0), state, tf.zeros([it.steps, it.row_width])))
+        return rows[:n]
 
     return _write_tflite(graph, [start, step], out_path, float16, input_shape)
 
@@ -164,8 +171,8 @@ def tflite_builds(exp: TaskExport, out: Path) -> dict[str, Path]:
     state = torch.zeros(it.state_size)
     step = onnx_to_saved_model(export_onnx(it.step, out / "step.onnx", state, dynamic_frames=False),
                                out / "step_saved_model")
-    return {k: iterated_to_tflite(start, step, it.steps, it.row_width, p, float16=k == "float16",
-                                  input_shape=exp.input_shape) for k, p in names.items()}
+    return {k: iterated_to_tflite(start, step, it, p, float16=k == "float16", input_shape=exp.input_shape)
+            for k, p in names.items()}
 
 
 @dataclass

@@ -9,12 +9,14 @@ The graph is two graphs that pass one flat float vector, the decoding state (``F
   first position, empty self-attention caches and whether the fallback phrase answers (fewer than
   ``min_hand_frames`` hand frames, or a confidence below the model's threshold when its head was trained).
 * ``DecoderStep``: state -> state: one greedy step of every model with its fixed-size key/value cache, the argmax of
-  the averaged logits (padding once the end token was written), and the output row, first in the state.
+  the averaged logits (padding once the end token was written), the output row, first in the state, and ``done``:
+  the end token was written (with the fallback: the fallback phrase's last row was).
 
-``F1GraderModel`` runs the start graph and then the step graph ``max_phrase + 1`` times; its output rows
-``[max_phrase + 1, 63]`` are the states' first entries. Conversion exports the two graphs separately and repeats
-the step inside the TFLite graph (``TaskExport.iterated``): converted whole, the unrolled decoder made onnx2tf's
-per-node checks grow with the square of the graph (> 25 min for 32 steps at ci size).
+``F1GraderModel`` runs the start graph and then the step graph until ``done`` or ``max_phrase + 1`` steps; its output
+rows ``[n, 63]`` are the states' first entries (rows after ``done`` would only be padding, which the grader drops).
+Conversion exports the two graphs separately and runs the step in a loop inside the TFLite graph
+(``TaskExport.iterated``): converted whole, an unrolled decoder made onnx2tf's per-node checks grow with the square of
+the graph (> 25 min for 32 steps at ci size), and the loop stops at the end token like F1's conditional skip.
 """
 from __future__ import annotations
 
@@ -110,6 +112,7 @@ class DecoderStep(nn.Module):
         super().__init__()
         self.models, self.state = nn.ModuleList(models), state
         self.register_buffer("fallback_rows", fallback_rows, persistent=False)      # [steps, TOKENS]
+        self.register_buffer("fallback_done", last_rows(fallback_rows, C.TOKEN_PAD), persistent=False)  # [steps]
         self.register_buffer("classes", torch.arange(C.TOKENS), persistent=False)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
@@ -125,10 +128,20 @@ class DecoderStep(nn.Module):
         best = torch.where(p["done"] > 0.5, torch.full_like(self.classes[:1], C.TOKEN_PAD), logits.argmax(-1))
         token = (best[:, None] == self.classes[None, :]).float()                  # [1, TOKENS]
         fallback = p["fallback"]
-        out |= {"token": token, "done": torch.maximum(p["done"], token[:, C.TOKEN_END]),
+        done = torch.maximum(p["done"], token[:, C.TOKEN_END])
+        out |= {"token": token, "done": fallback * (p["position"] * self.fallback_done).sum(0, keepdim=True)
+                + (1.0 - fallback) * done,
                 "row": fallback * (p["position"] @ self.fallback_rows) + (1.0 - fallback) * token[0],
                 "position": torch.cat([torch.zeros_like(p["position"][:1]), p["position"][:-1]])}
         return self.state.pack(out)
+
+
+def last_rows(rows: torch.Tensor, pad: int) -> torch.Tensor:
+    """``[steps]``: 1 from the last row of ``rows`` ``[steps, classes]`` that is not ``pad`` on (every row when all
+    are): after writing it, a graph answering ``rows`` is done."""
+    written = (rows.argmax(-1) != pad).nonzero()
+    last = int(written[-1]) if len(written) else 0
+    return (torch.arange(len(rows)) >= last).float()
 
 
 def phrase_rows(phrase: str, rows: int, pad: int, classes: int) -> torch.Tensor:
@@ -141,7 +154,7 @@ def phrase_rows(phrase: str, rows: int, pad: int, classes: int) -> torch.Tensor:
 
 
 class F1GraderModel(nn.Module):
-    """Grader input ``[T, 3 * P]`` -> ``[max_phrase + 1, 63]`` one-hot token rows of the greedy phrase of one model
+    """Grader input ``[T, 3 * P]`` -> ``[n <= max_phrase + 1, 63]`` one-hot token rows of the greedy phrase of one model
     or of the averaged logits of several (``models``: same features, same ``max_phrase``)."""
 
     def __init__(self, features: nn.Module, models: nn.Module | list[nn.Module], fallback: str = "",
@@ -159,12 +172,17 @@ class F1GraderModel(nn.Module):
         self.step = DecoderStep(models, state, phrase_rows(fallback, self.steps, C.TOKEN_PAD, C.TOKENS))
 
     def iterated(self) -> IteratedGraph:
-        """The graph as the kit converts it: the start graph, then the step graph ``steps`` times."""
-        return IteratedGraph(self.start, self.step, self.steps, C.TOKENS, self.start.state.size)
+        """The graph as the kit converts it: the start graph, then the step graph until ``done`` (at most
+        ``steps`` times)."""
+        return IteratedGraph(self.start, self.step, self.steps, C.TOKENS, self.start.state.size,
+                             stop_index=self.start.state.offsets["done"][0])
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         state, rows = self.start(inputs), []
+        done = self.start.state.offsets["done"][0]
         for _ in range(self.steps):
             state = self.step(state)
             rows.append(state[: C.TOKENS])
+            if state[done] > 0.5:
+                break
         return torch.stack(rows)
