@@ -59,6 +59,34 @@ def test_features_normalise_globally_then_per_part_and_pad_to_zero():
     assert sum(f.part_sizes.values()) == 130 and list(f.part_sizes) == ["left_hand", "right_hand", "face", "pose"]
 
 
+def reference_features(x: np.ndarray, parts: dict[str, np.ndarray]) -> np.ndarray:
+    """F1's two normalisations written out plainly: per axis over the whole sequence, then per part, frame and axis
+    (``parts``: point positions), missing values 0."""
+    valid = ~np.isnan(x)
+    dev = np.where(valid, x, 0.0)
+    n = np.maximum(valid.sum((0, 1)), 1)
+    dev = (dev - dev.sum((0, 1)) / n) * valid
+    glob = dev / np.maximum(np.sqrt((dev ** 2).sum((0, 1)) / n), 1e-3)
+    local = []
+    for pos in parts.values():
+        g, v = glob[:, pos], valid[:, pos]
+        n = np.maximum(v.sum(1, keepdims=True), 1)
+        d = (g - g.sum(1, keepdims=True) / n) * v
+        local.append(d / np.maximum(np.sqrt((d ** 2).sum(1, keepdims=True) / n), 1e-3))
+    return np.concatenate([glob.reshape(len(x), -1), np.concatenate(local, 1).reshape(len(x), -1)], 1)
+
+
+def test_features_equal_the_plainly_written_normalisations():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.2, 0.8, (25, 130, 3)).astype(np.float32)
+    x[3:8, 40:61] = np.nan                                                  # a hand missing in some frames
+    x[:, 61:82] = np.nan                                                    # the other hand never seen
+    x[10, 100, 2] = np.nan                                                  # one missing value
+    f = F1Features()
+    np.testing.assert_allclose(f(torch.from_numpy(x)).numpy(), reference_features(x.astype(np.float64),
+                               f.part_positions), atol=2e-5, rtol=1e-5)
+
+
 def test_masked_batchnorm_statistics_ignore_padded_frames():
     torch.manual_seed(0)
     a, b = MaskedBatchNorm(4).train(), MaskedBatchNorm(4).train()
@@ -89,6 +117,10 @@ def test_encoder_output_does_not_depend_on_padding_and_rotary_tables_are_one_cop
     longer = torch.cat([x, torch.randn(2, 6, x.shape[2])], dim=1)
     longer_mask = torch.cat([mask, torch.zeros(2, 6, dtype=torch.bool)], dim=1)
     torch.testing.assert_close(model.encoder(longer, longer_mask)[:, :20][mask], out[mask], atol=1e-4, rtol=1e-4)
+    model.eval()                                # evaluation leaves padded frames unmasked inside: they must not leak
+    torch.testing.assert_close(model.encoder(longer, longer_mask)[:, :20][mask], model.encoder(x, mask)[mask],
+                               atol=1e-4, rtol=1e-4)
+    assert (model.encoder(longer, longer_mask)[~longer_mask] == 0).all()
 
 
 def test_decoder_targets_and_the_reversed_decoder_gets_the_reversed_phrase():

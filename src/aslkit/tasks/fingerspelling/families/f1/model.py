@@ -55,21 +55,22 @@ class F1Config:
 
 class MaskedBatchNorm(nn.Module):
     """BatchNorm over the channel axis 2 of ``[B, T, C, ...]`` whose batch statistics (and running averages) come
-    from the frames where ``mask`` ``[B, T]`` is true; padded frames come out 0. Evaluation uses the running
-    averages, frame by frame (no indexing by the mask, so it exports)."""
+    from the frames where ``mask`` ``[B, T]`` is true; padded frames come out 0 in training. Evaluation uses the
+    running averages, frame by frame (no indexing by the mask, so it exports), and leaves padded frames as they come:
+    nothing reads them (attention masks them, the convolution module zeroes them, the encoder's output is masked),
+    and zeroing them cost the exported graph a multiplication per frame and channel."""
 
     def __init__(self, channels: int, momentum: float = 0.1):
         super().__init__()
         self.bn = nn.BatchNorm1d(channels, momentum=momentum)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        keep = mask.reshape(*mask.shape, *([1] * (x.dim() - 2))).to(x.dtype)
         if self.training:
             out = torch.zeros_like(x)
             out[mask] = self.bn(x[mask]).to(x.dtype)
             return out
         b, t = x.shape[:2]
-        return self.bn(x.reshape(b * t, *x.shape[2:])).reshape(x.shape) * keep
+        return self.bn(x.reshape(b * t, *x.shape[2:])).reshape(x.shape)
 
 
 class Stem(nn.Module):
@@ -113,8 +114,8 @@ class RotaryAttention(nn.Module):
                 mask: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
         q, k, v = (z.reshape(b, t, self.heads, d // self.heads).transpose(1, 2) for z in self.qkv(x).chunk(3, -1))
-        q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
-        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // self.heads) + bias, dim=-1)
+        q, k = apply_rotary(q / math.sqrt(d // self.heads), *rope), apply_rotary(k, *rope)  # scaled before q k^T:
+        att = torch.softmax(q @ k.transpose(-1, -2) + bias, dim=-1)             # [T, dh], not [T, T] multiplications
         return self.drop(self.out((att @ v).transpose(1, 2).reshape(b, t, d)))
 
 
