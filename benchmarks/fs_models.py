@@ -97,7 +97,7 @@ def untrained_builds(model_name: str, members: int, out: Path) -> dict[str, Path
     modules = [build_modules(cfg, C.FS_130) for _ in range(members)]
     graph = fs_grader_graph(cfg, modules[0][0], [m.eval() for _, m in modules], "a", 3)
     exp = TaskExport(graph, torch.rand(23, 390), (None, 390), {}, [], None, lambda *a: {},
-                     iterated=graph.iterated() if hasattr(graph, "iterated") else None)
+                     iterated=graph.iterated())
     return tflite_builds(exp, out)
 
 

@@ -76,6 +76,10 @@ class FSGraderModel(nn.Module):
     def frames(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return grader_frames(inputs, self.n_landmarks, self.max_frames)
 
+    def iterated(self) -> None:
+        """Converted whole (``F1GraderModel.iterated``: converted as a start and a step graph)."""
+        return None
+
     def decoded_ids(self, logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Greedy CTC decoding as a fixed-length row of ids: the best id where it changes, else the blank."""
         best = logits.argmax(-1)
@@ -174,4 +178,4 @@ def task_export(run: Path, checkpoint: str = "best", parity_limit: int = 0) -> T
     return TaskExport(model, torch.rand(23, 3 * n), (None, 3 * n), degenerate_fs_inputs(model.features.landmarks),
                       seqs, oof, compare_phrases, {"inference_args.json": inference_args(model.features.landmarks)},
                       [checkpoint_path(r, ckpt) for r in runs], LATENCY_BUDGET_MS,
-                      model.iterated() if isinstance(model, F1GraderModel) else None)
+                      model.iterated())

@@ -180,7 +180,8 @@ class F1Encoder(nn.Module):
         self.rope = Rotary(cfg.dim // cfg.heads, cfg.max_len)                  # one table for every block
         self.blocks = nn.ModuleList(SqueezeformerBlock(cfg) for _ in range(cfg.blocks))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The stems: ``[B, T, 2 * P * 3]`` -> ``[B, T, dim]``, the all-landmark stem plus the part stems."""
         b, t, _ = x.shape
         n = self.points * 3
         x = x * mask.unsqueeze(-1).to(x.dtype)                                 # padded frames out of the stems
@@ -189,7 +190,10 @@ class F1Encoder(nn.Module):
         for size, stem in zip(self.part_sizes.values(), self.part_stems):
             parts.append(stem(x[..., start:start + size * 3].reshape(b, t, size, 3), mask))
             start += size * 3
-        h = h + torch.cat(parts, dim=-1)
+        return h + torch.cat(parts, dim=-1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x, mask)
         valid = mask.to(h.dtype)
         bias = key_padding_bias(valid)
         rope = self.rope(h)
