@@ -69,8 +69,8 @@ def builds(out: Path) -> dict[str, Path]:
     graph = fs_grader_graph(cfg, features, [model], "a", 3)
     it = graph.iterated()
     paths["F1 start graph"] = start = to_tflite(it.start, out / "start.tflite")
-    step = onnx_to_saved_model(export_onnx(it.step, out / "step.onnx", torch.zeros(it.state_size),
-                                           dynamic_frames=False), out / "step_saved_model")
+    step = onnx_to_saved_model(export_onnx(it.step, out / "step.onnx", (torch.zeros(it.state_size),
+                                           torch.zeros(it.fixed_size)), dynamic_frames=False), out / "step_saved_model")
     for steps in (1, 32):                       # stop_index -1: every step runs
         paths[f"F1 + {steps} decoding steps"] = iterated_to_tflite(
             start.with_suffix(".saved_model"), step, replace(it, steps=steps, stop_index=-1),

@@ -1,6 +1,6 @@
 """F1's grader graph (``decoder_graph``) end to end: the members' decoder logits averaged at every step, a one-file
-ensemble folder of two ci runs converted to TFLite (the start graph, then the step graph repeated inside the TFLite
-graph) through every gate, submitted and graded by the clone.
+ensemble folder of two ci runs converted to TFLite (the start graph, then the step graph in a loop inside the TFLite
+graph that stops at the end token) through every gate, submitted and graded by the clone.
 
 The ci runs train for real (one epoch); their decoder heads are then replaced by seeded random ones so that the
 members spell different, non-empty phrases (a 1-epoch model answers nearly the same phrase everywhere)."""
@@ -26,7 +26,7 @@ from aslkit.tasks.fingerspelling.export import degenerate_fs_inputs, grader_deco
 from aslkit.tasks.fingerspelling.families.f1.features import F1FeatureConfig, F1Features
 from aslkit.tasks.fingerspelling.families.f1.model import F1Config, F1Model
 from aslkit.tasks.fingerspelling.prepare import PrepareFSConfig, prepare_fingerspelling
-from aslkit.tflite import tflite_runner
+from aslkit.tflite import op_names, tflite_runner
 from aslkit.train import make_train_config, train
 
 CFG = F1Config(dim=32, blocks=1, heads=2, conv_kernel=5, stem_channels=4, decoder_layers=2, decoder_heads=2,
@@ -112,7 +112,7 @@ def test_an_ensemble_folder_holds_its_members_and_its_own_oof(f1_ensemble):
     assert list(oof["sequence_id"]) == list(read_fs_oof(members[0] / "oof.csv")["sequence_id"])
 
 
-def test_the_converted_ensemble_passes_every_gate_and_repeats_the_step_in_the_graph(f1_ensemble):
+def test_the_converted_ensemble_passes_every_gate_and_loops_the_step_until_the_end_token(f1_ensemble):
     _, _, folder, report = f1_ensemble
     f32 = report["float32"]
     assert f32["failed"] == [] and f32["agreement"] >= 0.995 and f32["score_diff"] <= 0.002
@@ -123,6 +123,7 @@ def test_the_converted_ensemble_passes_every_gate_and_repeats_the_step_in_the_gr
         assert r["size_mb"] < 40 and r["non_builtin_ops"] == [] and all(r["degenerate_finite"].values())
     assert (folder / "export" / "step.onnx").is_file() and (folder / "export" / "start.onnx").is_file()
     model = load_fs_grader_model(folder)
+    assert "WHILE" in op_names(folder / "export" / "model_float32.tflite")
     runner = tflite_runner(folder / "export" / "model_float32.tflite")
     texts, rows = {}, {}
     for name, x in degenerate_fs_inputs().items():

@@ -42,17 +42,19 @@ from aslkit.tflite import (
 )
 
 
-def export_onnx(module: nn.Module, path: str | Path, example: torch.Tensor, opset: int = 17,
-                dynamic_frames: bool = True) -> Path:
-    """Export ``module`` (one input, one output) to ONNX, with a dynamic first axis (frames) unless
-    ``dynamic_frames`` is False."""
+def export_onnx(module: nn.Module, path: str | Path, example: torch.Tensor | tuple[torch.Tensor, ...],
+                opset: int = 17, dynamic_frames: bool = True) -> Path:
+    """Export ``module`` (one output; one input, or several given as a tuple: named ``inputs``, ``input_1``, ...)
+    to ONNX, with a dynamic first axis (frames) of the first input unless ``dynamic_frames`` is False."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.backends.mha.set_fastpath_enabled(False)
     module = module.eval()
+    examples = example if isinstance(example, tuple) else (example,)
+    names = [INPUT_NAME] + [f"input_{i}" for i in range(1, len(examples))]
     with torch.no_grad(), export_friendly():
-        torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=opset,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+        torch.onnx.export(module, examples, str(path), dynamo=False, opset_version=opset,
+                          input_names=names, output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: {0: "T"}} if dynamic_frames else None)
     return path
 
@@ -85,13 +87,14 @@ def onnx_to_saved_model(onnx_path: str | Path, out_dir: str | Path) -> Path:
 
 
 def _signature(saved_dir: str | Path):
-    """onnx2tf's SavedModel (kept alive by the returned object) and its function ``tensor -> tensor``."""
+    """onnx2tf's SavedModel (kept alive by the returned object) and its function ``tensors -> tensor`` (inputs in
+    the order of the ONNX inputs: ``inputs``, ``input_1``, ...)."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(saved_dir))
     inner = loaded.signatures[SIGNATURE]
-    in_key = next(iter(inner.structured_input_signature[1]))
-    return loaded, lambda x: next(iter(inner(**{in_key: x}).values()))
+    keys = sorted(inner.structured_input_signature[1], key=lambda k: (k != INPUT_NAME, k))
+    return loaded, lambda *xs: next(iter(inner(**dict(zip(keys, xs))).values()))
 
 
 def _write_tflite(graph, keep: list, out_path: str | Path, float16: bool, input_shape: tuple) -> Path:
@@ -134,25 +137,30 @@ def saved_model_to_tflite(saved_dir: str | Path, out_path: str | Path, float16: 
 def iterated_to_tflite(start_dir: str | Path, step_dir: str | Path, it: IteratedGraph, out_path: str | Path,
                        float16: bool = False, input_shape: tuple = (None, 390)) -> Path:
     """One TFLite graph of an ``IteratedGraph``'s two SavedModels: the start graph, then the step graph in a
-    ``WHILE`` loop (at most ``it.steps`` times, until the state's ``it.stop_index`` entry exceeds 0.5); the output rows
-    ``[n, row_width]`` are the start of each step's state."""
+    ``WHILE`` loop (at most ``it.steps`` times, until the state's ``it.stop_index`` entry exceeds 0.5; the fixed part
+    of the start's output is a loop invariant); the output rows ``[n, row_width]`` are the start of each step's
+    state."""
     import tensorflow as tf
 
     start, start_fn = _signature(start_dir)
     step, step_fn = _signature(step_dir)
     eye = tf.eye(it.steps)
 
-    def running(i, state, rows):
-        stopped = state[it.stop_index] > 0.5 if it.stop_index >= 0 else tf.constant(False)
-        return tf.logical_and(i < it.steps, tf.logical_not(stopped))
-
-    def one_step(i, state, rows):
-        state = tf.ensure_shape(step_fn(state), [it.state_size])
-        return i + 1, state, rows + eye[i][:, None] * state[None, :it.row_width]
-
+    @tf.autograph.experimental.do_not_convert          # an explicit tf.while_loop: nothing to convert
     def graph(inputs):
-        state = tf.ensure_shape(start_fn(inputs), [it.state_size])
-        n, _, rows = tf.while_loop(running, one_step, (tf.constant(0), state, tf.zeros([it.steps, it.row_width])))
+        first = tf.ensure_shape(start_fn(inputs), [it.state_size + it.fixed_size])
+        fixed = first[it.state_size:]
+
+        def running(i, state, rows):
+            stopped = state[it.stop_index] > 0.5 if it.stop_index >= 0 else tf.constant(False)
+            return tf.logical_and(i < it.steps, tf.logical_not(stopped))
+
+        def one_step(i, state, rows):
+            state = tf.ensure_shape(step_fn(state, fixed), [it.state_size])
+            return i + 1, state, rows + eye[i][:, None] * state[None, :it.row_width]
+
+        start_rows = tf.zeros([it.steps, it.row_width])
+        n, _, rows = tf.while_loop(running, one_step, (tf.constant(0), first[:it.state_size], start_rows))
         return rows[:n]
 
     return _write_tflite(graph, [start, step], out_path, float16, input_shape)
@@ -160,7 +168,7 @@ def iterated_to_tflite(start_dir: str | Path, step_dir: str | Path, it: Iterated
 
 def tflite_builds(exp: TaskExport, out: Path) -> dict[str, Path]:
     """The float32 and float16 TFLite builds of ``exp`` in ``out`` (through ONNX and onnx2tf; an ``iterated``
-    export converts its start and step graphs separately and repeats the step in the TFLite graph)."""
+    export converts its start and step graphs separately and runs the step in a loop inside the TFLite graph)."""
     names = {"float32": out / "model_float32.tflite", "float16": out / "model_float16.tflite"}
     if exp.iterated is None:
         saved = onnx_to_saved_model(export_onnx(exp.model, out / "model.onnx", exp.example), out / "saved_model")
@@ -168,7 +176,7 @@ def tflite_builds(exp: TaskExport, out: Path) -> dict[str, Path]:
                 for k, p in names.items()}
     it = exp.iterated
     start = onnx_to_saved_model(export_onnx(it.start, out / "start.onnx", exp.example), out / "start_saved_model")
-    state = torch.zeros(it.state_size)
+    state = (torch.zeros(it.state_size), torch.zeros(it.fixed_size))
     step = onnx_to_saved_model(export_onnx(it.step, out / "step.onnx", state, dynamic_frames=False),
                                out / "step_saved_model")
     return {k: iterated_to_tflite(start, step, it, p, float16=k == "float16", input_shape=exp.input_shape)

@@ -136,16 +136,18 @@ class FamilyRegistry:
 
 @dataclass
 class IteratedGraph:
-    """A grader graph converted as two graphs: ``start`` (grader input -> a flat state vector ``[state_size]``),
-    then ``step`` (state -> state) in a loop inside the TFLite graph, at most ``steps`` times and until the state's
-    entry ``stop_index`` exceeds 0.5 (-1: never); the output rows are the first ``row_width`` entries of each step's
-    state (autoregressive decoding without one huge unrolled export)."""
+    """A grader graph converted as two graphs: ``start`` (grader input -> a flat vector ``[state_size +
+    fixed_size]``: the state, then a part that stays fixed), then ``step`` ((state, fixed part) -> state) in a loop
+    inside the TFLite graph, at most ``steps`` times and until the state's entry ``stop_index`` exceeds 0.5 (-1:
+    never); the output rows are the first ``row_width`` entries of each step's state (autoregressive decoding without
+    one huge unrolled export)."""
 
     start: nn.Module
     step: nn.Module
     steps: int
     row_width: int
     state_size: int
+    fixed_size: int
     stop_index: int = -1
 
 

@@ -2,15 +2,17 @@
 decoding, one token per output row, for one model or a one-file ensemble of several (their decoders' logits
 averaged at every step, F1's submission).
 
-The graph is two graphs that pass one flat float vector, the decoding state (``FlatState``), to each other:
+The graph is two graphs that pass flat float vectors, the decoding state (``FlatState``), to each other:
 
-* ``DecoderStart``: grader input ``[T, 3 * P]`` -> the first state: the encoder's cross-attention keys/values of
-  every decoder layer (computed once per phrase), the padding bias of the encoder frames, the start token, the
-  first position, empty self-attention caches and whether the fallback phrase answers (fewer than
-  ``min_hand_frames`` hand frames, or a confidence below the model's threshold when its head was trained).
-* ``DecoderStep``: state -> state: one greedy step of every model with its fixed-size key/value cache, the argmax of
-  the averaged logits (padding once the end token was written), the output row, first in the state, and ``done``:
-  the end token was written (with the fallback: the fallback phrase's last row was).
+* ``DecoderStart``: grader input ``[T, 3 * P]`` -> the first state: the changing part (the output row, the start
+  token, the first position, empty self-attention caches, whether the fallback phrase answers: fewer than
+  ``min_hand_frames`` hand frames, or a confidence below the model's threshold when its head was trained), then the
+  fixed part (the encoder's cross-attention keys/values of every decoder layer, computed once per phrase, and the
+  padding bias of the encoder frames).
+* ``DecoderStep``: (changing part, fixed part) -> changing part: one greedy step of every model with its fixed-size
+  key/value cache, the argmax of the averaged logits (padding once the end token was written), the output row, first
+  in the state, and ``done``: the end token was written (with the fallback: the fallback phrase's last row was). The
+  fixed part is a second input, not carried through the step (over the encoder frames, it is most of the state).
 
 ``F1GraderModel`` runs the start graph and then the step graph until ``done`` or ``max_phrase + 1`` steps; its output
 rows ``[n, 63]`` are the states' first entries (rows after ``done`` would only be padding, which the grader drops).
@@ -34,40 +36,48 @@ from aslkit.tensor_ops import key_padding_bias
 
 
 class FlatState:
-    """Named tensors of fixed shapes packed into one flat float vector, in the order given."""
+    """Named tensors of fixed shapes packed into flat float vectors: the ``changing`` ones (``[size]``, rewritten at
+    every decoding step), then the ``fixed`` ones (``[fixed_size]``, the same at every step, passed to the step
+    graph as a second input so that a step does not copy them)."""
 
-    def __init__(self, shapes: dict[str, tuple[int, ...]]):
-        self.shapes = dict(shapes)
+    def __init__(self, changing: dict[str, tuple[int, ...]], fixed: dict[str, tuple[int, ...]]):
+        self.shapes = {**changing, **fixed}
         self.offsets, start = {}, 0
         for name, shape in self.shapes.items():
             self.offsets[name] = (start, start + prod(shape))
             start += prod(shape)
-        self.size = start
+        self.size = sum(prod(shape) for shape in changing.values())
+        self.fixed_size = start - self.size
 
-    def pack(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The vector ``[size]`` of ``parts`` (every name, any dtype)."""
-        missing = set(self.shapes) - set(parts)
+    def pack(self, parts: dict[str, torch.Tensor], changing_only: bool = False) -> torch.Tensor:
+        """The vector ``[size + fixed_size]`` of ``parts`` (every name, any dtype), or ``[size]`` of the changing
+        ones."""
+        names = [k for k in self.shapes if not changing_only or self.offsets[k][0] < self.size]
+        missing = set(names) - set(parts)
         if missing:
             raise KeyError(f"state parts missing: {sorted(missing)}")
-        return torch.cat([parts[k].reshape(-1).float() for k in self.shapes])
+        return torch.cat([parts[k].reshape(-1).float() for k in names])
 
-    def unpack(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every named tensor of ``state``, in its shape."""
-        return {k: state[a:b].reshape(self.shapes[k]) for k, (a, b) in self.offsets.items()}
+    def unpack(self, state: torch.Tensor, fixed: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every named tensor, in its shape, of the changing ``state`` ``[size]`` and the ``fixed`` ``[fixed_size]``."""
+        return {k: (state[a:b] if a < self.size else fixed[a - self.size:b - self.size]).reshape(self.shapes[k])
+                for k, (a, b) in self.offsets.items()}
 
 
 def decoder_state(models: list[nn.Module], frames: int) -> FlatState:
-    """The state of greedy decoding with ``models`` over ``frames`` encoder frames: the output row first."""
+    """The state of greedy decoding with ``models`` over ``frames`` encoder frames: the output row first; the
+    encoder's padding bias and cross-attention keys/values fixed."""
     steps = models[0].cfg.max_phrase + 1
-    shapes: dict[str, tuple[int, ...]] = {"row": (C.TOKENS,), "token": (1, C.TOKENS), "done": (1,),
-                                          "fallback": (1,), "position": (steps,), "memory_bias": (1, 1, 1, frames)}
+    changing: dict[str, tuple[int, ...]] = {"row": (C.TOKENS,), "token": (1, C.TOKENS), "done": (1,),
+                                            "fallback": (1,), "position": (steps,)}
+    fixed: dict[str, tuple[int, ...]] = {"memory_bias": (1, 1, 1, frames)}
     for m, model in enumerate(models):
         heads, dim = model.cfg.decoder_heads, model.cfg.dim
         for i in range(model.cfg.decoder_layers):
-            for kind, length in (("cross", frames), ("cache", steps)):
-                for kv in "kv":
-                    shapes[f"{kind}{m}.{i}.{kv}"] = (1, heads, length, dim // heads)
-    return FlatState(shapes)
+            for kv in "kv":
+                changing[f"cache{m}.{i}.{kv}"] = (1, heads, steps, dim // heads)
+                fixed[f"cross{m}.{i}.{kv}"] = (1, heads, frames, dim // heads)
+    return FlatState(changing, fixed)
 
 
 def model_parts(parts: dict[str, torch.Tensor], kind: str, m: int, layers: int) -> list[tuple]:
@@ -115,8 +125,8 @@ class DecoderStep(nn.Module):
         self.register_buffer("fallback_done", last_rows(fallback_rows, C.TOKEN_PAD), persistent=False)  # [steps]
         self.register_buffer("classes", torch.arange(C.TOKENS), persistent=False)
 
-    def forward(self, state: torch.Tensor) -> torch.Tensor:
-        p = self.state.unpack(state)
+    def forward(self, state: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+        p = self.state.unpack(state, fixed)
         logits, out = 0.0, dict(p)
         for m, model in enumerate(self.models):
             layers = model.cfg.decoder_layers
@@ -133,7 +143,7 @@ class DecoderStep(nn.Module):
                 + (1.0 - fallback) * done,
                 "row": fallback * (p["position"] @ self.fallback_rows) + (1.0 - fallback) * token[0],
                 "position": torch.cat([torch.zeros_like(p["position"][:1]), p["position"][:-1]])}
-        return self.state.pack(out)
+        return self.state.pack(out, changing_only=True)
 
 
 def last_rows(rows: torch.Tensor, pad: int) -> torch.Tensor:
@@ -174,14 +184,16 @@ class F1GraderModel(nn.Module):
     def iterated(self) -> IteratedGraph:
         """The graph as the kit converts it: the start graph, then the step graph until ``done`` (at most
         ``steps`` times)."""
-        return IteratedGraph(self.start, self.step, self.steps, C.TOKENS, self.start.state.size,
-                             stop_index=self.start.state.offsets["done"][0])
+        state = self.start.state
+        return IteratedGraph(self.start, self.step, self.steps, C.TOKENS, state.size, state.fixed_size,
+                             stop_index=state.offsets["done"][0])
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        state, rows = self.start(inputs), []
-        done = self.start.state.offsets["done"][0]
+        first, rows = self.start(inputs), []
+        size, done = self.start.state.size, self.start.state.offsets["done"][0]
+        state, fixed = first[:size], first[size:]
         for _ in range(self.steps):
-            state = self.step(state)
+            state = self.step(state, fixed)
             rows.append(state[: C.TOKENS])
             if state[done] > 0.5:
                 break
