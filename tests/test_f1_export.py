@@ -146,6 +146,14 @@ def test_the_ensemble_submission_is_graded_like_a_run(f1_ensemble):
     submitted = report[report["submitted"]]
     assert abs(res["score"] - submitted["score"]) <= 1e-9
     assert abs(res["torch_oof_score"] - submitted["torch_score"]) <= 1e-9  # oof.csv = the ensemble's torch phrases
+    model = folder / "export" / "model.tflite"
+    current = model.read_bytes()
+    try:                                                # converted again after submit: the old zip is not graded
+        model.write_bytes((folder / "export" / "model_float32.tflite").read_bytes())
+        with pytest.raises(ValueError, match="run aslkit submit"):
+            score_run(folder)
+    finally:
+        model.write_bytes(current)
 
 
 def test_an_ensemble_refuses_a_ctc_run_and_weights(f1_ensemble, tmp_path):

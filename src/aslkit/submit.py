@@ -69,9 +69,24 @@ def submit(run: str | Path, out: str | Path | None = None) -> Path:
     return path
 
 
+def check_submission_current(run: str | Path) -> None:
+    """ValueError unless ``<run>/submission.zip`` holds the run's current ``export/model.tflite`` (a run converted
+    again after ``aslkit submit`` would otherwise be graded on its old model)."""
+    run = Path(run)
+    zipped, model = run / "submission.zip", run / "export" / "model.tflite"
+    if not zipped.is_file() or not model.is_file():
+        return
+    with zipfile.ZipFile(zipped) as z:
+        current = "model.tflite" in z.namelist() and z.read("model.tflite") == model.read_bytes()
+    if not current:
+        raise ValueError(f"{zipped}: its model.tflite is not {model} (converted again since); run aslkit submit {run}")
+
+
 def score_run(run: str | Path, submission: str | Path | None = None) -> dict:
-    """Grade a run's submission (default ``<run>/submission.zip``) with its task's grader clone on the run's held-out
-    participants, next to the torch OOF result; writes ``score.json``."""
+    """Grade a run's submission (default ``<run>/submission.zip``, which must hold the current export) with its
+    task's grader clone on the run's held-out participants, next to the torch OOF result; writes ``score.json``."""
+    if submission is None:
+        check_submission_current(run)
     return plugin_of_run(run).score_run(Path(run), submission)
 
 
