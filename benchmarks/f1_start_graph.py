@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from fs_speed import build_untrained  # noqa: E402  (same folder: run as a script)
+from fs_speed import build_untrained, call_times_ms, random_input  # noqa: E402  (same folder: run as a script)
 from torch import nn
 
 from aslkit import constants as C
-from aslkit.data.fs import landmarks_to_blocks
 from aslkit.export import export_onnx, iterated_to_tflite, onnx_to_saved_model, saved_model_to_tflite
 from aslkit.tasks.fingerspelling.export import fs_grader_graph
 from aslkit.tasks.fingerspelling.frames import grader_frames
@@ -80,22 +78,15 @@ def builds(out: Path) -> dict[str, Path]:
 
 def interleaved(paths: dict[str, Path], rounds: int, calls: int) -> dict[str, np.ndarray]:
     """Milliseconds of every call of every build, ``rounds`` rounds of ``calls`` calls each, builds interleaved."""
-    rng = np.random.default_rng(160)
-    x = rng.uniform(0.2, 0.8, (160, 130, 3)).astype(np.float32)
-    x[np.ix_(rng.random(160) < 0.4, np.flatnonzero(np.isin(C.FS_130, C.HANDS)))] = np.nan
-    x = landmarks_to_blocks(x)
+    x = random_input(160)
     runners = {name: tflite_runner(p) for name, p in paths.items()}
-    times: dict[str, list[float]] = {name: [] for name in paths}
+    times: dict[str, list[np.ndarray]] = {name: [] for name in paths}
     for run in runners.values():
-        for _ in range(5):
-            run(x)
+        call_times_ms(run, [x] * 5)
     for _ in range(rounds):
         for name, run in runners.items():
-            for _ in range(calls):
-                t0 = time.perf_counter()
-                run(x)
-                times[name].append((time.perf_counter() - t0) * 1000)
-    return {name: np.array(t) for name, t in times.items()}
+            times[name].append(call_times_ms(run, [x] * calls))
+    return {name: np.concatenate(t) for name, t in times.items()}
 
 
 def main() -> None:

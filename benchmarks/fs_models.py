@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from fs_speed import latency_ms  # noqa: E402  (same folder: run as a script)
+from fs_speed import call_times_ms, latency_ms  # noqa: E402  (same folder: run as a script)
 
 from aslkit import constants as C
 from aslkit.export import tflite_builds
@@ -61,16 +60,6 @@ def held_out_at(run: Path, frames: int, limit: int) -> list[np.ndarray]:
     return [s[(np.arange(frames) * len(s)) // frames] for s in seqs]
 
 
-def phrase_ms(runner, inputs: list[np.ndarray]) -> np.ndarray:
-    """Milliseconds of one call on each input."""
-    times = []
-    for x in inputs:
-        t0 = time.perf_counter()
-        runner(x)
-        times.append((time.perf_counter() - t0) * 1000)
-    return np.array(times)
-
-
 def interleaved_latency(paths: list[Path], inputs: list[np.ndarray], rounds: int, calls: int) -> pd.DataFrame:
     """Latency at T = 160 of every TFLite file in ``rounds`` interleaved rounds (a noisy neighbour slows every model
     of a round alike): on the held-out phrases ``inputs`` (median and p95 over all calls, the median over the rounds
@@ -78,8 +67,8 @@ def interleaved_latency(paths: list[Path], inputs: list[np.ndarray], rounds: int
     rarely spells a phrase that ends, so an attention decoder runs all its steps: its worst case)."""
     runners = [tflite_runner(p) for p in paths]
     for r in runners:
-        phrase_ms(r, inputs[:3])
-    held = np.array([[phrase_ms(r, inputs) for r in runners] for _ in range(rounds)])       # [rounds, files, n]
+        call_times_ms(r, inputs[:3])
+    held = np.array([[call_times_ms(r, inputs) for r in runners] for _ in range(rounds)])       # [rounds, files, n]
     rand = np.array([[latency_ms(p, 160, calls)[0] for p in paths] for _ in range(rounds)])  # [rounds, files]
     ratio = np.median(held, 2) / np.median(held[:, :1], 2)
     rand_ratio = rand / rand[:, :1]

@@ -60,12 +60,27 @@ def build_untrained(preset: str, out: Path) -> dict[str, Path]:
             "float16": saved_model_to_tflite(saved, out / "f16.tflite", float16=True, input_shape=(None, 390))}
 
 
-def latency_ms(path: Path, t: int, calls: int, warmup: int = 3) -> tuple[float, float]:
-    """Median and p95 latency (ms) of one call on a random ``[t, 390]`` input with 40 % frames without hands."""
+def random_input(t: int) -> np.ndarray:
+    """A random grader input ``[t, 390]`` (seeded by ``t``) with 40 % frames without hands."""
     rng = np.random.default_rng(t)
     x = rng.uniform(0.2, 0.8, (t, 130, 3)).astype(np.float32)
     x[np.ix_(rng.random(t) < 0.4, np.flatnonzero(np.isin(C.FS_130, C.HANDS)))] = np.nan
-    return call_ms(path, landmarks_to_blocks(x), calls, warmup)
+    return landmarks_to_blocks(x)
+
+
+def call_times_ms(runner, inputs: list[np.ndarray]) -> np.ndarray:
+    """Milliseconds of one call of ``runner`` on each input."""
+    times = []
+    for x in inputs:
+        t0 = time.perf_counter()
+        runner(x)
+        times.append((time.perf_counter() - t0) * 1000)
+    return np.array(times)
+
+
+def latency_ms(path: Path, t: int, calls: int, warmup: int = 3) -> tuple[float, float]:
+    """Median and p95 latency (ms) of one call on ``random_input(t)``."""
+    return call_ms(path, random_input(t), calls, warmup)
 
 
 def main() -> None:
