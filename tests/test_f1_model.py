@@ -3,6 +3,8 @@ decoders' targets, the confidence head's target and fallback, cached greedy deco
 (with gradient accumulation)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import torch
@@ -10,6 +12,7 @@ import torch
 from aslkit import constants as C
 from aslkit.config import make_config
 from aslkit.runs import checkpoint_path, load_checkpoint
+from aslkit.tasks.fingerspelling.ctc_ops import ctc_loss
 from aslkit.tasks.fingerspelling.families.f1.features import F1FeatureConfig, F1Features
 from aslkit.tasks.fingerspelling.families.f1.model import F1Config, F1Model, MaskedBatchNorm
 from aslkit.tasks.fingerspelling.seq2seq import (
@@ -162,6 +165,25 @@ def test_confidence_target_comes_from_the_runs_oof(tmp_path):
         loss.backward()
         grad = model.confidence.weight.grad
         assert (grad is not None and grad.abs().sum() > 0) == gets_grad
+
+
+def test_joint_ctc_loss_trains_the_ctc_head_on_the_phrase():
+    ids, lengths, no_conf = torch.tensor([3, 4, 5, 7, 8]), torch.tensor([3, 2]), torch.full((2,), float("nan"))
+    model, x, mask = model_and_batch()
+    tokens = decoder_io(ids, lengths, 8, False, 0.0, None)[0]
+    assert model.ctc is None and model(x, mask, tokens, tokens)[3] is None
+    cfg = dataclasses.replace(CFG, ctc_weight=0.25)
+    torch.manual_seed(0)
+    joint = F1Model(cfg, F1Features().part_sizes)
+    joint.load_state_dict(model.state_dict(), strict=False)
+    _, attention = Seq2SeqObjective(CFG).train_step(model, (x, mask), (ids, lengths, no_conf), np.random.default_rng(0))
+    _, loss = Seq2SeqObjective(cfg).train_step(joint, (x, mask), (ids, lengths, no_conf), np.random.default_rng(0))
+    ctc = ctc_loss(joint.ctc(joint.encoder(x, mask)), mask, ids, lengths)
+    torch.testing.assert_close(loss, 0.75 * attention + 0.25 * ctc)
+    loss.backward()
+    assert joint.ctc.weight.grad.abs().sum() > 0
+    other = ctc_loss(joint.ctc(joint.encoder(x, mask)), mask, torch.tensor([9, 9, 9, 1, 2]), lengths)
+    assert not torch.isclose(other, ctc)                                    # the CTC term reads the phrase
 
 
 def test_cached_greedy_decoding_equals_step_by_step_without_cache():

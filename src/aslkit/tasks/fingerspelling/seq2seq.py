@@ -19,6 +19,7 @@ from aslkit import constants as C
 from aslkit.config import ConfigError
 from aslkit.data.errors import DataError
 from aslkit.data.fs import decode_indices
+from aslkit.tasks.fingerspelling.ctc_ops import ctc_loss
 from aslkit.tasks.fingerspelling.phrases import PhraseObjective
 
 IGNORE = -100                      # cross-entropy target of padding
@@ -89,7 +90,8 @@ class Seq2SeqObjective(PhraseObjective):
     def train_step(self, model: nn.Module, inputs: tuple, targets: tuple, rng: np.random.Generator,
                    teachers: Sequence = ()) -> tuple[tuple, torch.Tensor]:
         """``(1 - w_c) ((1 - w_r) CE + w_r CE_reversed) + w_c BCE``, the BCE over rows with a confidence target
-        (without any, the CE terms alone)."""
+        (without any, the CE terms alone); with ``ctc_weight`` w, the CE terms become ``(1 - w) CE terms + w CTC``
+        (F2's joint CTC / attention training)."""
         if teachers:
             raise ConfigError("model_name=f1 takes no teacher (recipe.teacher / recipe.mean_teacher)")
         x, mask = inputs[0], inputs[1]
@@ -97,10 +99,12 @@ class Seq2SeqObjective(PhraseObjective):
         c = self.cfg
         fwd_in, fwd_out = decoder_io(ids, lengths, c.max_phrase, False, self.token_mask_p, rng)
         rev_in, rev_out = decoder_io(ids, lengths, c.max_phrase, True, self.token_mask_p, rng)
-        logits, rev_logits, conf = model(x, mask, fwd_in, rev_in)
+        logits, rev_logits, conf, ctc_logits = model(x, mask, fwd_in, rev_in)
         ce = F.cross_entropy(logits.float().flatten(0, 1), fwd_out.flatten(), ignore_index=IGNORE)
         ce_rev = F.cross_entropy(rev_logits.float().flatten(0, 1), rev_out.flatten(), ignore_index=IGNORE)
         loss = (1 - c.reverse_weight) * ce + c.reverse_weight * ce_rev
+        if ctc_logits is not None:
+            loss = (1 - c.ctc_weight) * loss + c.ctc_weight * ctc_loss(ctc_logits, mask, ids, lengths)
         has = ~torch.isnan(conf_target)
         if has.any():
             bce = F.binary_cross_entropy_with_logits(conf.float()[has], conf_target[has])

@@ -51,6 +51,7 @@ class F1Config:
     reverse_weight: float = 0.4      # weight of the reversed-phrase decoder's loss
     confidence_weight: float = 0.02  # weight of the confidence head's BCE (when there is a target)
     confidence_threshold: float = 0.15  # below it (with a trained head) the fallback phrase is answered
+    ctc_weight: float = 0.0          # > 0: F2's joint CTC loss on a linear encoder head (F2: 0.25), training only
 
 
 class MaskedBatchNorm(nn.Module):
@@ -339,16 +340,18 @@ class F1Model(nn.Module):
         self.encoder = F1Encoder(cfg, part_sizes)
         self.decoder, self.reverse_decoder = Decoder(cfg), Decoder(cfg)
         self.confidence = nn.Linear(cfg.dim, 1)
+        self.ctc = nn.Linear(cfg.dim, C.CTC_BLANK + 1) if cfg.ctc_weight > 0 else None
 
     def output_mask(self, mask: torch.Tensor) -> torch.Tensor:
         return mask
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor, reverse_tokens: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Teacher forcing: phrase logits, reversed-phrase logits ``[B, L, TOKENS]`` and confidence logits ``[B]``."""
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Teacher forcing: phrase logits, reversed-phrase logits ``[B, L, TOKENS]``, confidence logits ``[B]`` and
+        the CTC head's per-frame logits ``[B, T, 60]`` (None without ``ctc_weight``)."""
         memory = self.encoder(x, mask)
         return (self.decoder(tokens, memory, mask), self.reverse_decoder(reverse_tokens, memory, mask),
-                self.confidence(memory[:, 0]).squeeze(-1))
+                self.confidence(memory[:, 0]).squeeze(-1), None if self.ctc is None else self.ctc(memory))
 
     def greedy(self, memory: torch.Tensor, mask: torch.Tensor, steps: int | None = None, cache: bool = True
                ) -> torch.Tensor:
