@@ -7,6 +7,7 @@ end token, and on a random input) and size; then, with --full, untrained models 
 the hidden test set against the 5-hour limit.
 
     .venv/bin/python benchmarks/fs_models.py --runs logs/<ctc run> logs/<f1 run> logs/<ensemble> --full
+    .venv/bin/python benchmarks/fs_models.py --full f1x2      # the full-size two-seed F1 ensemble alone
 """
 from __future__ import annotations
 
@@ -90,12 +91,14 @@ def untrained_builds(model_name: str, members: int, out: Path) -> dict[str, Path
     return tflite_builds(exp, out)
 
 
-def full_rows(calls: int, ensemble: bool) -> list[dict]:
-    """Latency, size and projected hours of the full-size CTC encoder and F1 model (and two-seed F1 ensemble),
-    each row printed as it is measured."""
+FULL_MODELS = {"ctc": ("ctc full", "ctc", 1), "f1": ("f1 full", "f1", 1), "f1x2": ("f1 x2 full", "f1", 2)}
+
+
+def full_rows(calls: int, names: list[str]) -> list[dict]:
+    """Latency, size and projected hours of the named full-size models (``FULL_MODELS``: the CTC encoder, the F1
+    model, the two-seed one-file F1 ensemble), each row printed as it is measured."""
     rows = []
-    models = [("ctc full", "ctc", 1), ("f1 full", "f1", 1)] + ([("f1 x2 full", "f1", 2)] if ensemble else [])
-    for name, model_name, members in models:
+    for name, model_name, members in (FULL_MODELS[n] for n in names):
         with tempfile.TemporaryDirectory() as tmp:
             for build, path in untrained_builds(model_name, members, Path(tmp)).items():
                 cells = {t: latency_ms(path, t, calls) for t in (160, 400)}
@@ -111,9 +114,9 @@ def full_rows(calls: int, ensemble: bool) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", nargs="*", default=[], help="converted fingerspelling run or ensemble folders")
-    ap.add_argument("--full", action="store_true", help="also convert and time untrained full-size models")
-    ap.add_argument("--full-ensemble", action="store_true", help="with --full, also the two-seed F1 ensemble (its "
-                    "28-block start graph takes onnx2tf a long time)")
+    ap.add_argument("--full", nargs="*", choices=list(FULL_MODELS), default=None,
+                    help="also convert and time these untrained full-size models (bare --full: ctc f1; f1x2, the "
+                    "two-seed ensemble, takes onnx2tf a long time for its 28-block start graph)")
     ap.add_argument("--calls", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds of the --runs rows")
     ap.add_argument("--phrases", type=int, default=40, help="held-out phrases of the first run timed per round")
@@ -124,10 +127,10 @@ def main() -> None:
         inputs = held_out_at(Path(args.runs[0]), 160, args.phrases)
         lat = interleaved_latency(list(rows.pop("tflite")), inputs, args.rounds, args.calls)
         print(pd.concat([rows, lat], axis=1).set_index("model").round(4).to_string())
-    if args.full:
+    if args.full is not None:
         print(f"\nfull size (untrained; projected hours = mean of the T=160 and T=400 medians x {TEST_PHRASES:,.0f} "
               f"phrases, the count whose 5 h budget is {LATENCY_BUDGET_MS:.0f} ms per phrase)")
-        print(pd.DataFrame(full_rows(args.calls, args.full_ensemble)).set_index("model").round(3).to_string())
+        print(pd.DataFrame(full_rows(args.calls, args.full or ["ctc", "f1"])).set_index("model").round(3).to_string())
 
 
 if __name__ == "__main__":
