@@ -5,13 +5,15 @@ stay behind) or by capacity (its own training data stays unfitted).
 
 Runs go to logs/learning_curves/<family>_x<k>/ (finished runs kept, unfinished ones resumed). ``--x1-from DIR``
 takes the 1x run of a family from DIR/<family> when that run's config is the one this script would train (e.g. the
-asl-signs folder of a ``./run_all.sh`` quick run), so only the longer runs cost time. The table is printed and
+asl-signs folder of a ``./run_all.sh`` quick run) or DIR itself when it is such a run (e.g. the asl-fingerspelling
+folder of a quick run for ``fs_ctc``), so only the longer runs cost time. The table is printed and
 written to logs/learning_curves/curves_table.md, the curves to logs/learning_curves/learning_curves.png.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 
 import matplotlib
@@ -45,7 +47,7 @@ def config_for(family: str, factor: int, root: Path, threads: int) -> TrainConfi
 
 def same_training(a: TrainConfig, b: TrainConfig) -> bool:
     """True when two configs train the same model on the same data (speed settings aside)."""
-    da, db = dataclasses.asdict(a), dataclasses.asdict(b)
+    da, db = (json.loads(json.dumps(dataclasses.asdict(c))) for c in (a, b))     # tuples read back as lists
     return all(da[k] == db[k] for k in da if k not in NOT_COMPARED)
 
 
@@ -54,10 +56,11 @@ def run_for(family: str, factor: int, root: Path, threads: int, x1_from: Path | 
     """The run of ``family`` at ``factor`` x its epochs: reused from ``x1_from``, kept, or (``train_missing``)
     resumed or trained."""
     cfg = config_for(family, factor, root, threads)
-    if factor == 1 and x1_from is not None and (x1_from / family / "config.yaml").is_file():
-        if same_training(read_run_config(x1_from / family), cfg):
-            return x1_from / family
-        print(f"{x1_from / family}: trained with another config than the quick preset; training the 1x run here")
+    for found in ([x1_from / family, x1_from] if factor == 1 and x1_from is not None else []):
+        if (found / "config.yaml").is_file():
+            if same_training(read_run_config(found), cfg):
+                return found
+            print(f"{found}: trained with another config than the quick preset of {family}")
     out = Path(cfg.run_name)
     if train_missing and not is_finished(out, cfg.optim.epochs):
         train(resume=out) if (out / "checkpoints" / "last.pt").is_file() else train(cfg, overwrite=True)
