@@ -3,11 +3,13 @@ quick data (fold 0, seed 42; the schedule stretches with the epochs), to tell wh
 budget (3x the epochs gains), by generalisation to new signers (it fits its training signers, the held-out ones
 stay behind) or by capacity (its own training data stays unfitted).
 
-Runs go to logs/learning_curves/<family>_x<k>/ (finished runs kept, unfinished ones resumed). ``--x1-from DIR``
+Runs go to logs/learning_curves/<family>_x<k>/ (finished runs kept, unfinished ones resumed). ``--x1-from DIR ...``
 takes the 1x run of a family from DIR/<family> when that run's config is the one this script would train (e.g. the
 asl-signs folder of a ``./run_all.sh`` quick run) or DIR itself when it is such a run (e.g. the asl-fingerspelling
-folder of a quick run for ``fs_ctc``), so only the longer runs cost time. The table is printed and
-written to logs/learning_curves/curves_table.md, the curves to logs/learning_curves/learning_curves.png.
+folder of a quick run for ``fs_ctc``), so only the longer runs cost time; ``--xk-from DIR ...`` does the same for the
+longer runs. The table is printed and
+written to logs/learning_curves/<prefix>curves_table.md, the curves to logs/learning_curves/<prefix>learning_curves.png
+(``--prefix fs_`` for the fingerspelling families keeps the asl-signs files).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib
 
@@ -30,7 +33,7 @@ from aslkit.train import TrainConfig, make_train_config, train  # noqa: E402
 
 FAMILIES: dict[str, dict] = {"transformer": {"model_name": "transformer"}, "cnn": {"model_name": "cnn"},
                              "frames25": {"model_name": "frames25"}, "conv1d": {"model_name": "conv1d"},
-                             "fs_ctc": {"task": C.SLUG_FS}}
+                             "fs_ctc": {"task": C.SLUG_FS}, "fs_f1": {"task": C.SLUG_FS, "model_name": "f1"}}
 # settings that change how fast a run goes, not what it learns
 NOT_COMPARED = ("run_name", "threads", "workers")
 BUDGET_GAIN = 0.03        # 3x the epochs gaining at least 3 points: budget-limited
@@ -51,12 +54,12 @@ def same_training(a: TrainConfig, b: TrainConfig) -> bool:
     return all(da[k] == db[k] for k in da if k not in NOT_COMPARED)
 
 
-def run_for(family: str, factor: int, root: Path, threads: int, x1_from: Path | None, train_missing: bool = True
-            ) -> Path:
-    """The run of ``family`` at ``factor`` x its epochs: reused from ``x1_from``, kept, or (``train_missing``)
-    resumed or trained."""
+def run_for(family: str, factor: int, root: Path, threads: int, reuse_from: Sequence[Path] = (),
+            train_missing: bool = True) -> Path:
+    """The run of ``family`` at ``factor`` x its epochs: the first of the ``reuse_from`` folders (or their
+    ``family`` folders) that trained the same, else kept, or (``train_missing``) resumed or trained."""
     cfg = config_for(family, factor, root, threads)
-    for found in ([x1_from / family, x1_from] if factor == 1 and x1_from is not None else []):
+    for found in (f for d in reuse_from for f in (d / family, d)):
         if (found / "config.yaml").is_file():
             if same_training(read_run_config(found), cfg):
                 return found
@@ -118,7 +121,10 @@ def main() -> None:
                     help=f"comma-separated, of {', '.join(FAMILIES)} (default the four asl-signs families)")
     ap.add_argument("--factor", type=int, default=3, help="epochs of the longer run, times the preset's (default 3)")
     ap.add_argument("--threads", type=int, default=-1, help="torch threads per run (1 when two run side by side)")
-    ap.add_argument("--x1-from", type=Path, default=None, help="folder with a finished 1x run per family")
+    ap.add_argument("--x1-from", type=Path, nargs="*", default=[], help="folders with finished 1x runs (per family "
+                    "or a run itself)")
+    ap.add_argument("--xk-from", type=Path, nargs="*", default=[], help="the same for the longer (--factor) runs")
+    ap.add_argument("--prefix", default="", help="prefix of the table and plot file names (e.g. fs_)")
     ap.add_argument("--table-only", action="store_true", help="the table of the families whose runs have finished")
     args = ap.parse_args()
     root = logs_root() / "learning_curves"
@@ -128,15 +134,16 @@ def main() -> None:
         raise SystemExit(f"--families: unknown {unknown}; known: {', '.join(FAMILIES)}")
     all_runs = {}
     for family in families:
-        runs = {k: run_for(family, k, root, args.threads, args.x1_from, train_missing=not args.table_only)
+        reuse = {1: args.x1_from, args.factor: args.xk_from}
+        runs = {k: run_for(family, k, root, args.threads, reuse[k], train_missing=not args.table_only)
                 for k in (1, args.factor)}
         if all((r / "metrics.csv").is_file() for r in runs.values()):
             all_runs[family] = runs
     root.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame([summary_row(f, runs) for f, runs in all_runs.items()])
-    (root / "curves_table.md").write_text(markdown_table(table))
+    (root / f"{args.prefix}curves_table.md").write_text(markdown_table(table))
     if all_runs:
-        plot(all_runs, root / "learning_curves.png")
+        plot(all_runs, root / f"{args.prefix}learning_curves.png")
     print(table.to_string(index=False))
 
 
