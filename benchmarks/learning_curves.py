@@ -14,8 +14,6 @@ written to logs/learning_curves/<prefix>curves_table.md, the curves to logs/lear
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -27,6 +25,7 @@ import pandas as pd  # noqa: E402
 from recipes_quick import markdown_table  # noqa: E402
 
 from aslkit import constants as C  # noqa: E402
+from aslkit.config import to_dict  # noqa: E402
 from aslkit.paths import logs_root  # noqa: E402
 from aslkit.runs import is_finished, read_run_config  # noqa: E402
 from aslkit.train import TrainConfig, make_train_config, train  # noqa: E402
@@ -50,7 +49,7 @@ def config_for(family: str, factor: int, root: Path, threads: int) -> TrainConfi
 
 def same_training(a: TrainConfig, b: TrainConfig) -> bool:
     """True when two configs train the same model on the same data (speed settings aside)."""
-    da, db = (json.loads(json.dumps(dataclasses.asdict(c))) for c in (a, b))     # tuples read back as lists
+    da, db = to_dict(a), to_dict(b)                              # JSON form: a tuple read back from YAML is a list
     return all(da[k] == db[k] for k in da if k not in NOT_COMPARED)
 
 
@@ -133,8 +132,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"--families: unknown {unknown}; known: {', '.join(FAMILIES)}")
     all_runs = {}
+    reuse = {1: args.x1_from, args.factor: args.xk_from}
     for family in families:
-        reuse = {1: args.x1_from, args.factor: args.xk_from}
         runs = {k: run_for(family, k, root, args.threads, reuse[k], train_missing=not args.table_only)
                 for k in (1, args.factor)}
         if all((r / "metrics.csv").is_file() for r in runs.values()):

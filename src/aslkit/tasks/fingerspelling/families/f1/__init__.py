@@ -25,7 +25,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                      "decoder_layers": 1, "decoder_heads": 2, "decoder_ffn": 64}},
     # quick: 32 epochs = the CTC encoder's quick training time (9 min on 2 cores; an F1 epoch takes 2.5x a CTC one);
     # 160 frames (longer sequences resized; half the quick phrases are under 132 frames): an epoch takes 17 s instead
-    # of 23 s at 200 frames, so 32 epochs fit instead of 21; fold 0 searched, fold 1 confirms (README)
+    # of 23 s at 200 frames, so 32 epochs fit instead of 21; chosen on fold 0, confirmed on fold 1 (README)
     "quick": {"features": {"max_frames": 160}, "optim.epochs": 32,
               "augment": {**FS_LIGHT_AUGMENT, **F1_FLIP, "resample_p": 0.5, "affine_p": 0.55, "cutmix_p": 0.5},
               "model": {"dim": 96, "blocks": 3, "heads": 4, "conv_kernel": 15, "stem_channels": 16,
