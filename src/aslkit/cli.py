@@ -281,8 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop trials below the median of earlier trials at the same epoch, after 2 trials and "
                         "--prune-after epochs (default none)")
     p.add_argument("--prune-after", type=int, default=None, metavar="EPOCHS",
-                   help="epochs a trial runs before the pruner may stop it (default 5; a CTC model sits on its "
-                        "all-blank plateau for its first 10-20 epochs, so give it about a quarter of its epochs)")
+                   help="epochs a trial runs before the pruner may stop it (default 5; give it at least the "
+                        "learning-rate warmup of the longest trial, since trials are compared epoch by epoch: a CTC "
+                        "model sits on its all-blank plateau for its first 10-20 epochs, so about a quarter of its "
+                        "epochs; frames25 with up to 60 epochs, 15)")
     _add_common(p)
     p.set_defaults(func=_cmd_tune)
 
