@@ -21,7 +21,8 @@ PRESETS = {
     "ci": {"model": {"embed_dim": 8, "dense": 32, "width": 32, "layers": 1, "heads": 2, "intermediate": 64},
            "optim.lr": 2e-3},
     # quick: lr, epochs, weight decay, dropout, mixup and flip / rotate / interpolation p from the fold-0 search of
-    # experiments/spaces/tune_signs_frames25_quick.yaml (best trial, rounded), confirmed on fold 1 (README)
+    # experiments/spaces/tune_signs_frames25_quick.yaml (best trial, rounded), confirmed on fold 1 (README); frames80
+    # shares it (it is in the full zoo only, unsearched)
     "quick": {"model": {"embed_dim": 16, "dense": 96, "width": 128, "layers": 2, "heads": 4, "intermediate": 256,
                         "dropout": 0.2, "attention_dropout": 0.1, "branch_dropout": 0.1, "head_dropout": 0.2},
               "optim.optimizer": "adamw", "optim.schedule": "warmup_cosine", "optim.warmup_fraction": 0.1,
