@@ -18,7 +18,10 @@ from aslkit.tune import (
     TuneConfig,
     check_space,
     epoch_reporter,
+    load_space,
+    longest_warmup_epochs,
     open_study,
+    pruner_warning,
     run_study,
     search_space,
     study_folder,
@@ -235,3 +238,16 @@ def test_tune_help():
     with pytest.raises(SystemExit) as e:
         build_parser().parse_args(["tune", "--help"])
     assert e.value.code == 0
+
+
+def test_pruner_warns_inside_the_longest_warmup():
+    """The frames25 quick space reaches 60 epochs with a 10 % warmup: pruning after 5 epochs compares trials still
+    warming up (6 epochs), after 15 it does not; no pruner, no warning."""
+    path = Path(__file__).parents[1] / "experiments" / "spaces" / "tune_signs_frames25_quick.yaml"
+    space = search_space(TuneConfig(space=load_space(str(path))))
+    base = {"model_name": "frames25"}
+    early = TuneConfig(preset="quick", overrides=base, pruner="median", prune_warmup=5)
+    assert longest_warmup_epochs(early, space) == 6
+    assert "--prune-after 5 is inside the 6-epoch" in pruner_warning(early, space)
+    assert pruner_warning(TuneConfig(preset="quick", overrides=base, pruner="median", prune_warmup=15), space) == ""
+    assert pruner_warning(TuneConfig(preset="quick", overrides=base, prune_warmup=5), space) == ""

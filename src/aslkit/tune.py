@@ -228,6 +228,28 @@ def check_space(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]]) -> None
                              "loss.class_weights_from=<finished run>")
 
 
+def longest_warmup_epochs(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]]) -> int:
+    """Epochs of learning-rate warmup of the trial at the high end of ``space`` (the most epochs and the largest
+    warmup fraction there); 0 for a schedule without warmup (flat_cosine)."""
+    tcfg = make_train_config(preset_of(cfg), {**base_overrides(cfg), **corner_values(space, 1)})
+    if tcfg.optim.schedule == "flat_cosine":
+        return 0
+    return math.ceil(tcfg.optim.epochs * tcfg.optim.warmup_fraction)
+
+
+def pruner_warning(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]]) -> str:
+    """One line when the median pruner may stop trials inside their learning-rate warmup (``prune_warmup`` below
+    the longest trial's warmup), where trials with longer schedules are compared on their early slope; else ''."""
+    if cfg.pruner != "median":
+        return ""
+    warm = longest_warmup_epochs(cfg, space)
+    if cfg.prune_warmup >= warm:
+        return ""
+    return (f"warning: --prune-after {cfg.prune_warmup} is inside the {warm}-epoch learning-rate warmup of the "
+            f"longest trial; the pruner will compare schedules on their early slope (give --prune-after {warm} or "
+            f"more)")
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # The study
 # ------------------------------------------------------------------------------------------------------------------
@@ -387,6 +409,9 @@ def run_study(cfg: TuneConfig) -> "optuna.Study":
     missing = max(0, cfg.n_trials - finished_trials(study))
     print(f"study {study.study_name} in {folder}: {finished_trials(study)} finished trials, {missing} to run "
           f"({requeued} interrupted, run again); searching {sorted(space)}", flush=True)
+    warning = pruner_warning(cfg, space)
+    if warning:
+        print(warning, flush=True)
     try:
         if missing:
             study.optimize(make_objective(cfg, space, folder), n_trials=missing,
