@@ -210,13 +210,18 @@ def _build_without_data(tcfg) -> None:
     build_optimizer(model, tcfg.optim)
 
 
+def corner_train_config(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]], end: int) -> TrainConfig:
+    """The run config of a trial at the low (``end=0``) or high (``end=1``) end of ``space``."""
+    return make_train_config(preset_of(cfg), {**base_overrides(cfg), **corner_values(space, end)})
+
+
 def check_space(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]]) -> None:
     """Raise (naming the key) unless every key of ``space`` is a field of the trial's config: the run config and
     its model, features, augmentation and optimiser are built at the low and the high end of the space."""
     for end in (0, 1):
         values = corner_values(space, end)
         try:
-            tcfg = make_train_config(preset_of(cfg), {**base_overrides(cfg), **values})
+            tcfg = corner_train_config(cfg, space, end)
             _build_without_data(tcfg)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"search space {sorted(space)} does not fit the trial config "
@@ -231,7 +236,7 @@ def check_space(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]]) -> None
 def longest_warmup_epochs(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]]) -> int:
     """Epochs of learning-rate warmup of the trial at the high end of ``space`` (the most epochs and the largest
     warmup fraction there); 0 for a schedule without warmup (flat_cosine)."""
-    tcfg = make_train_config(preset_of(cfg), {**base_overrides(cfg), **corner_values(space, 1)})
+    tcfg = corner_train_config(cfg, space, 1)
     if tcfg.optim.schedule == "flat_cosine":
         return 0
     return math.ceil(tcfg.optim.epochs * tcfg.optim.warmup_fraction)
