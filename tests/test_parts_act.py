@@ -535,3 +535,14 @@ def test_onecycle_warms_up_to_the_peak_then_anneals() -> None:
     assert lrs[54] == pytest.approx((lr + end) / 2)
     assert lrs[99] == pytest.approx(end)
     assert all(a > b for a, b in zip(lrs[9:], lrs[10:]))
+
+
+@pytest.mark.parametrize("schedule", ["warmup_cosine", "onecycle", "flat_cosine"])
+def test_warmup_epochs_are_the_epochs_the_learning_rate_rises(schedule: str) -> None:
+    """``OptimConfig.warmup_epochs`` (what ``aslkit tune`` checks ``--prune-after`` against) counts the epochs in
+    which the schedule's learning rate rises: 20 epochs of 10 steps, 25 % warm-up -> 5 (none for flat_cosine)."""
+    cfg = OptimConfig(schedule=schedule, epochs=20, warmup_fraction=0.25)
+    lrs, _ = schedule_lrs(schedule, 200, warmup_fraction=0.25)
+    peak_epoch = max(range(200), key=lambda s: (lrs[s], -s)) // 10      # the epoch of the first peak step
+    rising = peak_epoch + 1 if schedule != "flat_cosine" else 0
+    assert cfg.warmup_epochs() == rising == {"flat_cosine": 0}.get(schedule, 5)

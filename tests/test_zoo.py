@@ -16,6 +16,7 @@ from aslkit.tasks.signs.ensemble import (
     EnsembleConfig,
     EnsembleGraderModel,
     aligned_oof,
+    cross_fitted_accuracy,
     fit_weights,
     make_ensemble,
     simplex_grid,
@@ -274,6 +275,28 @@ def test_zoo_table_shows_the_spread_over_participants(tmp_path):
     assert t.loc["transformer", cols].tolist() == [12, 8 / 12, 0.25, 11, 1.0]
     assert t.loc["cnn", cols].tolist() == [12, 4 / 12, 0.25, 12, 0.5]
     assert t.loc[ENSEMBLE_DIR, cols].tolist() == [12, 9 / 12, 0.5, 11, 1.0]
+
+
+def test_cross_fitted_accuracy_scores_each_half_with_weights_from_the_other(tmp_path):
+    participants = np.repeat([4, 1, 3, 2], 6)                     # halves by id: {1, 2} and {3, 4}
+    first_half = np.isin(participants, [1, 2])
+    labels = np.arange(24) % 4
+    # member a is right only on the first half, b only on the second: each half's weights pick the member that is
+    # wrong on the other half, so the cross-fitted ensemble gets nothing right while the whole-fold fit gets most
+    za = np.eye(4)[np.where(first_half, labels, (labels + 1) % 4)] * 2.0
+    zb = np.eye(4)[np.where(first_half, (labels + 2) % 4, labels)]
+    assert cross_fitted_accuracy([za, zb], labels, participants, 0.1) == 0.0
+    w = fit_weights([za, zb], labels, 0.1)
+    assert ((w[0] * za + w[1] * zb).argmax(1) == labels).mean() >= 0.5
+    good = np.eye(4)[labels] * 3.0                                 # a member right everywhere keeps its accuracy
+    assert cross_fitted_accuracy([za, good], labels, participants, 0.1) == 1.0
+    runs = [_participant_run(tmp_path / m, participants, c, np.ones(24, bool), m)
+            for m, c in (("transformer", first_half), ("cnn", ~first_half))]
+    make_ensemble(EnsembleConfig(runs=[str(r) for r in runs], name=str(tmp_path / ENSEMBLE_DIR), grid_step=0.1))
+    rec = json.loads((tmp_path / ENSEMBLE_DIR / "ensemble.json").read_text())
+    assert rec["fit_oof_accuracy_cross_fitted"] == 0.0 and rec["fit_oof_accuracy"] >= 0.5
+    t = zoo_table(C.SLUG_SIGNS, tmp_path, ["transformer", "cnn"])
+    assert "OOF accuracy 0.000 with weights fitted on the other half" in t.loc[ENSEMBLE_DIR, "model"]
 
 
 def test_fingerspelling_zoo_table_shows_the_score_spread_over_participants(tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import pickle
 import random
@@ -60,6 +61,10 @@ class OptimConfig:
     layer_decay: float = 1.0         # < 1: layer-wise learning-rate decay (each layer below the top gets this
                                      # factor more; models with timm layer groups), e.g. fine-tuning a pretrained run
     amp: bool = True                 # used only on CUDA
+
+    def warmup_epochs(self) -> int:
+        """Epochs of learning-rate warmup at the start of the schedule (none for flat_cosine)."""
+        return 0 if self.schedule == "flat_cosine" else math.ceil(self.epochs * self.warmup_fraction)
 
 
 @dataclass

@@ -235,11 +235,8 @@ def check_space(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]]) -> None
 
 def longest_warmup_epochs(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]]) -> int:
     """Epochs of learning-rate warmup of the trial at the high end of ``space`` (the most epochs and the largest
-    warmup fraction there); 0 for a schedule without warmup (flat_cosine)."""
-    tcfg = corner_train_config(cfg, space, 1)
-    if tcfg.optim.schedule == "flat_cosine":
-        return 0
-    return math.ceil(tcfg.optim.epochs * tcfg.optim.warmup_fraction)
+    warmup fraction there)."""
+    return corner_train_config(cfg, space, 1).optim.warmup_epochs()
 
 
 def pruner_warning(cfg: TuneConfig, space: Mapping[str, Mapping[str, Any]]) -> str:

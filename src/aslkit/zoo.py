@@ -197,5 +197,8 @@ def zoo_table(task: str, run: str | Path, members: list[str]) -> pd.DataFrame:
         if name == ENSEMBLE_DIR:
             rec = json.loads((f / "ensemble.json").read_text())
             row["model"] = "ensemble: " + " + ".join(f"{w:.2f} x {m}" for m, w in zip(rec["families"], rec["weights"]))
+            if "fit_oof_accuracy_cross_fitted" in rec:
+                row["model"] += (f" (OOF accuracy {rec['fit_oof_accuracy_cross_fitted']:.3f} with weights fitted on the"
+                                 f" other half of the participants)")
         rows[name] = row
     return pd.DataFrame(rows).T

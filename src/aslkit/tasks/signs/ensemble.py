@@ -112,6 +112,20 @@ def fit_weights(logits: list[np.ndarray], labels: np.ndarray, step: float = 0.05
     return w / w.sum()
 
 
+def cross_fitted_accuracy(logits: list[np.ndarray], labels: np.ndarray, participants: np.ndarray,
+                          step: float = 0.05) -> float:
+    """Accuracy of the weighted members when the weights scoring each half of the participants are fitted on the
+    other half: the ensemble's accuracy without the optimism of weights fitted on the sequences they are scored on."""
+    ids = np.unique(participants)
+    first = np.isin(participants, ids[: len(ids) // 2])
+    right = 0
+    for fit_rows, score_rows in ((first, ~first), (~first, first)):
+        w = fit_weights([z[fit_rows] for z in logits], labels[fit_rows], step)
+        right += int((np.tensordot(w, np.stack([z[score_rows] for z in logits]), 1).argmax(1)
+                      == labels[score_rows]).sum())
+    return right / len(labels)
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # The folder and the graph
 # ------------------------------------------------------------------------------------------------------------------
@@ -146,6 +160,9 @@ def make_ensemble(cfg: EnsembleConfig) -> Path:
         rec["weights_source"] = [str(r.resolve()) for r in fit_runs]
         rec["fit_member_oof_accuracy"] = [float((z.argmax(1) == oof["label"]).mean()) for z in logits]
         rec["fit_oof_accuracy"] = float((np.tensordot(weights, np.stack(logits), 1).argmax(1) == oof["label"]).mean())
+        if oof["participant_id"].nunique() > 1:
+            rec["fit_oof_accuracy_cross_fitted"] = cross_fitted_accuracy(
+                logits, oof["label"].to_numpy(), oof["participant_id"].to_numpy(), cfg.grid_step)
     rec["weights"] = [float(w) for w in weights]
     name = cfg.name or "ensemble_" + "+".join(rec["families"]) + time.strftime("_%Y%m%d_%H%M%S")
     out = Path(name) if Path(name).is_absolute() else logs_root() / name
