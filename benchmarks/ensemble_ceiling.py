@@ -29,7 +29,10 @@ def main() -> None:
     args = ap.parse_args()
     if len(args.runs) < 2:
         raise SystemExit("ensemble_ceiling: give two or more run folders")
-    rows, logits = aligned_oof(args.runs)
+    try:
+        rows, logits = aligned_oof(args.runs)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"ensemble_ceiling: {err}") from None
     labels, participants = rows["label"].to_numpy(), rows["participant_id"].to_numpy()
     for run, z in zip(args.runs, logits):
         print(f"member  {accuracy(z, labels):.3f}  {run}")
