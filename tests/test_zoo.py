@@ -297,6 +297,11 @@ def test_cross_fitted_accuracy_scores_each_half_with_weights_from_the_other(tmp_
     assert rec["fit_oof_accuracy_cross_fitted"] == 0.0 and rec["fit_oof_accuracy"] >= 0.5
     t = zoo_table(C.SLUG_SIGNS, tmp_path, ["transformer", "cnn"])
     assert "OOF accuracy 0.000 with weights fitted on the other half" in t.loc[ENSEMBLE_DIR, "model"]
+    # fitted on its own sequences the ensemble beats both members (0.75 against 0.5), but its cross-fitted 0 hands the
+    # submission to the first of the tied members
+    from aslkit.zoo import submitted_dir
+    assert rec["oof_accuracy"] == 0.75 and rec["member_oof_accuracy"] == [0.5, 0.5]
+    assert submitted_dir(tmp_path, ["transformer", "cnn"]) == tmp_path / "transformer"
 
 
 def test_fingerspelling_zoo_table_shows_the_score_spread_over_participants(tmp_path):

@@ -78,15 +78,24 @@ def oof_metric(task: str, folder: Path) -> float | None:
     return next(float(v) for k, v in plugin(task).oof_summary(folder).items() if k.startswith("OOF "))
 
 
+def selection_metric(task: str, folder: Path) -> float | None:
+    """The OOF metric that competes for submission: an ensemble whose weights were fitted on the sequences it is
+    scored on counts with its cross-fitted accuracy (weights fitted on the other half of the participants)."""
+    record = folder / "ensemble.json"
+    if record.is_file() and (cross := json.loads(record.read_text()).get("fit_oof_accuracy_cross_fitted")) is not None:
+        return float(cross)
+    return oof_metric(task, folder)
+
+
 def submitted_dir(run: str | Path, members: list[str]) -> Path:
     """The folder whose model is submitted: of the ensemble (when there is one) and the members that are no
-    reference, the one with the best OOF metric (the ensemble on a tie; without OOF files the ensemble, else the
-    first member); a reference only when it is the only model. Fingerspelling: a CTC member can beat the ensemble of
-    the attention decoders."""
+    reference, the one with the best ``selection_metric`` (the ensemble on a tie; without OOF files the ensemble,
+    else the first member); a reference only when it is the only model. Fingerspelling: a CTC member can beat the
+    ensemble of the attention decoders."""
     models = [m for m in members if not reference_run(member_dir(run, m))] or members
     folders = ([Path(run) / ENSEMBLE_DIR] if len(ensemble_members(run, members)) > 1 else []) + \
         [member_dir(run, m) for m in models]
-    scores = [oof_metric(run_task(folders[-1]), f) for f in folders]
+    scores = [selection_metric(run_task(folders[-1]), f) for f in folders]
     if all(v is not None for v in scores):
         return folders[max(range(len(folders)), key=lambda i: (scores[i], -i))]
     return folders[0]
