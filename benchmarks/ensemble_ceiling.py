@@ -10,17 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aslkit.tasks.signs.ensemble import aligned_oof, cross_fitted_accuracy, fit_weights
-
-
-def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Top-1 accuracy of ``logits [N, C]``."""
-    return float((logits.argmax(1) == labels).mean())
-
-
-def weighted(logits: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
-    """The weighted sum of the members' logits."""
-    return np.tensordot(weights, np.stack(logits), axes=1)
+from aslkit.tasks.signs.ensemble import accuracy, aligned_oof, cross_fitted_accuracy, fit_weights, weighted_logits
 
 
 def main() -> None:
@@ -38,7 +28,7 @@ def main() -> None:
         print(f"member  {accuracy(z, labels):.3f}  {run}")
     w = fit_weights(logits, labels)
     print("weights fitted on the whole fold: " + ", ".join(f"{x:.2f} {Path(r).name}" for x, r in zip(w, args.runs)))
-    print(f"ensemble, weights fitted on the fold it is scored on: {accuracy(weighted(logits, w), labels):.3f}")
+    print(f"ensemble, weights fitted on the fold it is scored on: {accuracy(weighted_logits(logits, w), labels):.3f}")
     print(f"ensemble, weights fitted on the other half of the participants: "
           f"{cross_fitted_accuracy(logits, labels, participants):.3f}")
     any_right = np.any(np.stack([z.argmax(1) == labels for z in logits]), axis=0).mean()

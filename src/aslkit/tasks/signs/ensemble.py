@@ -83,6 +83,16 @@ def simplex_grid(n: int, step: float) -> np.ndarray:
     return np.array([[*c, k - sum(c)] for c in rows], dtype=np.float64) / k
 
 
+def weighted_logits(logits: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """The weighted sum ``[N, C]`` of the members' logits."""
+    return np.tensordot(weights, np.stack(logits), axes=1)
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy of ``logits [N, C]`` on ``labels``."""
+    return float((logits.argmax(1) == labels).mean())
+
+
 def fit_weights(logits: list[np.ndarray], labels: np.ndarray, step: float = 0.05) -> np.ndarray:
     """Weights of the members' logits (non-negative, sum 1) that maximise the accuracy of their weighted sum on
     ``labels``; ties go to the lower cross-entropy. An exhaustive simplex grid for up to four members, coordinate
@@ -93,7 +103,7 @@ def fit_weights(logits: list[np.ndarray], labels: np.ndarray, step: float = 0.05
 
     def key(w: np.ndarray) -> tuple[float, float]:
         s = np.tensordot(w, z, axes=1)
-        acc = float((s.argmax(1) == labels).mean())
+        acc = accuracy(s, labels)
         s = s - s.max(1, keepdims=True)
         nll = float(np.mean(np.log(np.exp(s).sum(1)) - s[np.arange(len(labels)), labels]))
         return acc, -nll
@@ -121,8 +131,7 @@ def cross_fitted_accuracy(logits: list[np.ndarray], labels: np.ndarray, particip
     right = 0
     for fit_rows, score_rows in ((first, ~first), (~first, first)):
         w = fit_weights([z[fit_rows] for z in logits], labels[fit_rows], step)
-        right += int((np.tensordot(w, np.stack([z[score_rows] for z in logits]), 1).argmax(1)
-                      == labels[score_rows]).sum())
+        right += int((weighted_logits([z[score_rows] for z in logits], w).argmax(1) == labels[score_rows]).sum())
     return right / len(labels)
 
 
@@ -158,11 +167,12 @@ def make_ensemble(cfg: EnsembleConfig) -> Path:
         oof, logits = aligned_oof(fit_runs)
         weights = fit_weights(logits, oof["label"].to_numpy(), cfg.grid_step)
         rec["weights_source"] = [str(r.resolve()) for r in fit_runs]
-        rec["fit_member_oof_accuracy"] = [float((z.argmax(1) == oof["label"]).mean()) for z in logits]
-        rec["fit_oof_accuracy"] = float((np.tensordot(weights, np.stack(logits), 1).argmax(1) == oof["label"]).mean())
+        labels = oof["label"].to_numpy()
+        rec["fit_member_oof_accuracy"] = [accuracy(z, labels) for z in logits]
+        rec["fit_oof_accuracy"] = accuracy(weighted_logits(logits, weights), labels)
         if oof["participant_id"].nunique() > 1:
             rec["fit_oof_accuracy_cross_fitted"] = cross_fitted_accuracy(
-                logits, oof["label"].to_numpy(), oof["participant_id"].to_numpy(), cfg.grid_step)
+                logits, labels, oof["participant_id"].to_numpy(), cfg.grid_step)
     rec["weights"] = [float(w) for w in weights]
     name = cfg.name or "ensemble_" + "+".join(rec["families"]) + time.strftime("_%Y%m%d_%H%M%S")
     out = Path(name) if Path(name).is_absolute() else logs_root() / name
@@ -170,12 +180,12 @@ def make_ensemble(cfg: EnsembleConfig) -> Path:
     write_data_record(out, read_data_record(runs[0]))
     if all((r / "oof.csv").is_file() for r in runs):
         oof, logits = aligned_oof(runs)
-        z = np.tensordot(weights, np.stack(logits), 1).astype(np.float32)
+        z = weighted_logits(logits, weights).astype(np.float32)
         oof = oof.assign(pred=z.argmax(1))
         save_array_atomic(out / "oof_logits.npy", z)
         write_csv_atomic(oof, out / "oof.csv", index=False)
         rec["oof_accuracy"] = float((oof["pred"] == oof["label"]).mean())
-        rec["member_oof_accuracy"] = [float((x.argmax(1) == oof["label"]).mean()) for x in logits]
+        rec["member_oof_accuracy"] = [accuracy(x, oof["label"].to_numpy()) for x in logits]
     write_json_atomic(out / ENSEMBLE_FILE, rec)
     print(f"ensemble {out}: " + ", ".join(f"{f} x {w:.2f}" for f, w in zip(rec["families"], weights))
           + (f"; OOF accuracy {rec['oof_accuracy']:.4f} (members {rec['member_oof_accuracy']})"
