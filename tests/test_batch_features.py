@@ -88,3 +88,17 @@ def test_batch_features_by_length_groups_equal_one_call_over_the_batch(family):
     grouped = batch_features(features, x, lengths, call_frames=0)
     assert len(length_chunks(lengths.tolist(), 0)) == len(set(LENGTHS))
     torch.testing.assert_close(grouped, whole, rtol=1e-5, atol=1e-5)
+
+
+def test_batch_features_of_one_group_in_length_order_come_back_in_batch_order():
+    """A batch that ``length_chunks`` keeps as one group, listed shortest first (not in batch order), still gives
+    row i the features of sequence i (it once came back in length order: features and labels of different
+    samples)."""
+    features, _ = FS_FAMILIES.build_modules(make_train_config("ci", {"task": C.SLUG_FS}), C.FS_130)
+    seqs = ragged_sequences(len(C.FS_130), seed=3)[3:5] + ragged_sequences(len(C.FS_130), seed=4)[6:7]
+    x, lengths = pack_landmarks(seqs)                                         # lengths 64, 200, 33
+    chunks = length_chunks(lengths.tolist(), 300)
+    assert chunks == [[2, 0, 1]]                                               # one group, length order
+    batch = batch_features(features, x, lengths, call_frames=300)
+    for row, s in zip(batch, seqs):
+        torch.testing.assert_close(row[:len(s)], features(s), rtol=1e-5, atol=1e-5)

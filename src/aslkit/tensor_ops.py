@@ -110,9 +110,12 @@ def batch_features(features: torch.nn.Module, frames: torch.Tensor, lengths: tor
             parts.append(torch.func.vmap(features)(pad_packed(frames, sizes, chunk), lengths[index]))
             order += chunk
         if len(parts) == 1:
-            return parts[0]
-        shape = torch.Size(max(dims) for dims in zip(*(p.shape for p in parts)))
-        out = torch.cat([pad_to(p, shape) for p in parts])
+            out = parts[0]
+        else:
+            shape = torch.Size(max(dims) for dims in zip(*(p.shape for p in parts)))
+            out = torch.cat([pad_to(p, shape) for p in parts])
+        if order == sorted(order):                   # one group in batch order: nothing to put back
+            return out
         return out[torch.argsort(torch.as_tensor(order, device=out.device))]
 
 
