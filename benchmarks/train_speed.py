@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from aslkit import constants as C
+from aslkit import tensor_ops
 from aslkit.tasks.registry import build_task
 from aslkit.train import (
     BatchCollate,
@@ -98,7 +99,11 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--features-on", default=None, help="auto | loader | device (default: the preset's)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (0: default; -1: cores beyond workers)")
+    ap.add_argument("--call-frames", type=int, default=None,
+                    help="grouping cost of the batch features on this device (default: tensor_ops.CHUNK_CALL_FRAMES)")
     args = ap.parse_args()
+    if args.call_frames is not None:
+        tensor_ops.CHUNK_CALL_FRAMES[torch.device(args.device).type] = args.call_frames
     cfg = make_train_config(args.preset, {"task": args.task, "prepared_dir": args.prepared,
                                           **({"model_name": args.model_name} if args.model_name else {}),
                                           **({"workers": args.workers} if args.workers is not None else {}),
@@ -123,7 +128,8 @@ def main() -> None:
     print(f"{args.task} ({cfg.model_name or 'default family'}), preset {args.preset}: batch {cfg.optim.batch_size}, "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
           f"{loader_workers(cfg.workers, d)} loader worker(s), {torch.get_num_threads()} torch threads, device "
-          f"{device}, end-to-end batch features in the {'loader' if features_in_loader(cfg) else 'training step'}; "
+          f"{device}, end-to-end batch features in the {'loader' if features_in_loader(cfg) else 'training step'} "
+          f"(grouping cost {tensor_ops.CHUNK_CALL_FRAMES.get(device.type)} frames); "
           f"median of {args.rounds} rounds of {n} samples")
     print(f"loader work (augmentation, raw landmarks):   {rate['augment']:8.1f} samples/s")
     print(f"features, whole batches (length groups):     {rate['batch']:8.1f} samples/s")

@@ -64,9 +64,10 @@ def pad_packed(frames: torch.Tensor, lengths: list[int], rows: list[int]) -> tor
 
 
 #: Padding frames worth one more feature call when ``batch_features`` groups a batch by length, per device type
-#: (``benchmarks/train_speed.py``): on the CPU a call costs about what a few dozen padded frames do; on CUDA one call
-#: over the whole batch is cheapest.
-CHUNK_CALL_FRAMES = {"cpu": 48, "cuda": 1 << 30}
+#: (``benchmarks/feature_groups.py``): on the CPU a call over a group costs about what 600 padded frames do (3 groups
+#: in a quick asl-signs batch of 64, 1-2 in a fingerspelling batch of 16; the cheapest setting within a few per cent
+#: for every family); on CUDA one call over the whole batch is cheapest.
+CHUNK_CALL_FRAMES = {"cpu": 600, "cuda": 1 << 30}
 
 
 def length_chunks(lengths: list[int], call_frames: int) -> list[list[int]]:
