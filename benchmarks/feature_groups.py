@@ -2,7 +2,9 @@
 ``call_frames`` (the padded frames one more call over a length group is worth; ``tensor_ops.CHUNK_CALL_FRAMES``
 holds the one each device type uses), for every asl-signs family and the fingerspelling CTC model, on augmented
 training batches of the quick preset's cache. Each setting runs ``--rounds`` times, interleaved, and the median is
-printed with the mean number of groups per batch; the cheapest setting of each family is marked."""
+printed with the mean number of groups per batch; the cheapest setting of each family is marked. The last column is
+the floor of any grouping: one call over a batch of as many sequences of one length (the batches' median length;
+no padding, one call)."""
 from __future__ import annotations
 
 import argparse
@@ -42,6 +44,16 @@ def ms_per_sample(features: torch.nn.Module, batches: list, call_frames: int) ->
     return (time.perf_counter() - t0) * 1e3 / sum(len(lengths) for _, lengths in batches)
 
 
+def equal_length_batch(batches: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch as large as the first of ``batches`` whose sequences all have the median length of all of them:
+    one training sequence at least that long, cut to it and repeated."""
+    frames, lengths = batches[0]
+    every = torch.cat([b[1] for b in batches])
+    length = int(every.median())
+    donor = next(torch.split(f, ln.tolist())[k] for f, ln in batches for k in range(len(ln)) if ln[k] >= length)
+    return donor[:length].repeat(len(lengths), 1, 1), torch.full((len(lengths),), length, dtype=torch.long)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--preset", default="quick")
@@ -56,16 +68,17 @@ def main() -> None:
           f"in brackets: groups per batch")
     for task, family in FAMILIES:
         batches, features = training_batches(task, family, args.preset, args.batches)
-        times = {cf: [] for cf in settings}
+        times, equal, floor = {cf: [] for cf in settings}, [equal_length_batch(batches)], []
         for _ in range(args.rounds):
             for cf in settings:
                 times[cf].append(ms_per_sample(features, batches, cf))
+            floor.append(ms_per_sample(features, equal, 1 << 30))
         median = {cf: float(np.median(t)) for cf, t in times.items()}
         best = min(median, key=median.get)
         cells = [f"{cf}: {median[cf]:.3f}{'*' if cf == best else ' '}"
                  f"({np.mean([len(length_chunks(lengths.tolist(), cf)) for _, lengths in batches]):.1f})"
                  for cf in settings]
-        print(f"{family:12s} " + "  ".join(cells))
+        print(f"{family:12s} " + "  ".join(cells) + f"  floor (length {int(equal[0][1][0])}): {np.median(floor):.3f}")
 
 
 if __name__ == "__main__":
