@@ -18,6 +18,7 @@ from aslkit.transforms import (
     RandomTimeInterpolation,
     SubsetLayout,
     Transform,
+    as_slice,
     finger_trees,
     resample_time,
 )
@@ -224,11 +225,14 @@ def textbook_affine(x: np.ndarray, draws: list[tuple[np.ndarray, float, np.ndarr
     return out.astype(x.dtype)
 
 
-@pytest.mark.parametrize("grouped", [False, True])
-def test_affine_equals_the_textbook_map(grouped):
-    """The coordinate-major fast form of RandomAffine computes what the plain per-group formula does (same draws)."""
+@pytest.mark.parametrize("grouped,shear", [(False, (-0.2, 0.2)), (True, (-0.2, 0.2)), (True, None)])
+def test_affine_equals_the_textbook_map(grouped, shear):
+    """The coordinate-major fast form of RandomAffine computes what the plain per-group formula does (same draws;
+    consecutive groups such as a hand are read as slices, the face by its positions)."""
     groups = LAYOUT.parts() if grouped else None
-    t = RandomAffine(1.0, shear=(-0.2, 0.2), groups=groups)
+    t = RandomAffine(1.0, shear=shear, groups=groups)
+    if grouped:
+        assert {type(g) for g in t.groups} == {slice, np.ndarray}
     for seed, length in enumerate([1, 7, 30, 120]):
         x = sequence(length, seed)
         x[:, LAYOUT.left_hand] = np.nan                               # a group with no point at all
@@ -259,3 +263,9 @@ def test_part_mirror_reflects_the_lips_about_their_own_centre_and_nothing_else()
     np.testing.assert_allclose(mirror(out, rng()), x, atol=1e-5)
     with pytest.raises(ValueError, match="its own mirror image"):
         PartMirror(1.0, LAYOUT.right_hand)
+
+
+def test_as_slice_only_for_consecutive_positions():
+    assert as_slice(np.array([4, 5, 6])) == slice(4, 7)
+    for positions in (np.array([4, 6, 7]), np.array([6, 5]), np.zeros(0, dtype=np.int64)):
+        assert as_slice(positions) is positions

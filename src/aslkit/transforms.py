@@ -201,14 +201,22 @@ def nan_centre(coords: np.ndarray) -> np.ndarray | None:
     count = valid.sum(axis=1)
     if not count.any():
         return None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(valid, coords, 0.0).sum(axis=1) / count
+    total = np.where(valid, coords, 0.0).sum(axis=1)
+    return np.divide(total, count, out=np.full(len(total), np.nan), where=count > 0)
+
+
+def as_slice(positions: np.ndarray) -> np.ndarray | slice:
+    """``positions`` as a slice when they are consecutive (indexing then gives a view, not a copy)."""
+    if len(positions) and np.array_equal(positions, np.arange(positions[0], positions[0] + len(positions))):
+        return slice(int(positions[0]), int(positions[0]) + len(positions))
+    return positions
 
 
 def rotation(degrees: float) -> np.ndarray:
     """2 x 2 counter-clockwise rotation matrix (in x,y) by ``degrees``."""
     r = np.deg2rad(degrees)
-    return np.array([[np.cos(r), -np.sin(r)], [np.sin(r), np.cos(r)]])
+    cos, sin = np.cos(r), np.sin(r)
+    return np.array([[cos, -sin], [sin, cos]])
 
 
 class RandomAffine(Transform):
@@ -224,16 +232,16 @@ class RandomAffine(Transform):
         self.shift = check_range("shift", shift)
         self.degree = check_range("degree", degree)
         self.shear = check_range("shear", shear)
-        self.groups = None if groups is None else [np.asarray(g, dtype=np.int64) for g in groups]
+        self.groups = None if groups is None else [as_slice(np.asarray(g, dtype=np.int64)) for g in groups]
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, float, np.ndarray]:
         """Random linear map ``[2, 2]`` of x,y (applied as ``xy @ M.T``), scale of z, and shift ``[2]``."""
         s = rng.uniform(*self.scale) if self.scale else 1.0
-        sh = rng.uniform(*self.shear, size=2) if self.shear else np.zeros(2)
+        sh = rng.uniform(*self.shear, size=2) if self.shear else None
         deg = rng.uniform(*self.degree) if self.degree else 0.0
         shift = rng.uniform(*self.shift, size=2) if self.shift else np.zeros(2)
-        m = s * rotation(deg) @ np.array([[1.0, sh[0]], [sh[1], 1.0]])
-        return m, s, shift
+        m = s * rotation(deg)
+        return (m if sh is None else m @ np.array([[1.0, sh[0]], [sh[1], 1.0]])), s, shift
 
     def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = x.astype(np.float64)
@@ -320,17 +328,19 @@ class FingerTreeRotation(Transform):
         self.trees = finger_trees(wrist_trees)
         if not self.layout.hands():
             raise ValueError("FingerTreeRotation needs a subset with at least one hand")
+        self.hand_trees = [[(int(hand[root]), as_slice(hand[children])) for root, children in self.trees]
+                           for hand in self.layout.hands()]             # positions in the subset
 
     def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         self.layout.check(x)
         out = x.astype(np.float64)
-        for hand in self.layout.hands():
-            for root, children in self.trees:
+        for trees in self.hand_trees:
+            for root, children in trees:
                 if rng.random() >= self.joint_p:
                     continue
                 m = rotation(rng.uniform(*self.degree))
-                centre = out[:, hand[root], None, :2]
-                out[:, hand[children], :2] = (out[:, hand[children], :2] - centre) @ m.T + centre
+                centre = out[:, root, None, :2]
+                out[:, children, :2] = (out[:, children, :2] - centre) @ m.T + centre
         return out.astype(x.dtype)
 
 
@@ -346,8 +356,8 @@ def resample_time(x: np.ndarray, times: np.ndarray) -> np.ndarray:
     w = (t - i0)[:, None, None]
     a, b = x[i0], x[i1]
     linear = a * (1 - w) + b * w
-    nearest = np.where(w < 0.5, a, b)
-    return np.where(np.isnan(linear), nearest, linear).astype(x.dtype)
+    np.copyto(linear, np.where(w < 0.5, a, b), where=np.isnan(linear))
+    return linear.astype(x.dtype)
 
 
 class RandomTimeInterpolation(Transform):
