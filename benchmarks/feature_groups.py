@@ -47,11 +47,11 @@ def ms_per_sample(features: torch.nn.Module, batches: list, call_frames: int) ->
 def equal_length_batch(batches: list) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch as large as the first of ``batches`` whose sequences all have the median length of all of them:
     one training sequence at least that long, cut to it and repeated."""
-    frames, lengths = batches[0]
-    every = torch.cat([b[1] for b in batches])
-    length = int(every.median())
-    donor = next(torch.split(f, ln.tolist())[k] for f, ln in batches for k in range(len(ln)) if ln[k] >= length)
-    return donor[:length].repeat(len(lengths), 1, 1), torch.full((len(lengths),), length, dtype=torch.long)
+    size = len(batches[0][1])
+    length = int(torch.cat([lengths for _, lengths in batches]).median())
+    seqs = (seq for frames, lengths in batches for seq in torch.split(frames, lengths.tolist()))
+    donor = next(seq for seq in seqs if len(seq) >= length)
+    return donor[:length].repeat(size, 1, 1), torch.full((size,), length, dtype=torch.long)
 
 
 def main() -> None:

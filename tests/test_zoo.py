@@ -26,7 +26,7 @@ from aslkit.tasks.signs.objective import ClassificationObjective, SignsSampler, 
 from aslkit.tensor_ops import MixPlan, apply_mix
 from aslkit.train import make_train_config, set_epoch
 from aslkit.transforms import Compose, Transform
-from aslkit.zoo import ENSEMBLE_DIR, zoo_table
+from aslkit.zoo import ENSEMBLE_DIR, submitted_dir, zoo_table
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -299,7 +299,6 @@ def test_cross_fitted_accuracy_scores_each_half_with_weights_from_the_other(tmp_
     assert "OOF accuracy 0.000 with weights fitted on the other half" in t.loc[ENSEMBLE_DIR, "model"]
     # fitted on its own sequences the ensemble beats both members (0.75 against 0.5), but its cross-fitted 0 hands the
     # submission to the first of the tied members
-    from aslkit.zoo import submitted_dir
     assert rec["oof_accuracy"] == 0.75 and rec["member_oof_accuracy"] == [0.5, 0.5]
     assert submitted_dir(tmp_path, ["transformer", "cnn"]) == tmp_path / "transformer"
 

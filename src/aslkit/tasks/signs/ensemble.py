@@ -184,8 +184,9 @@ def make_ensemble(cfg: EnsembleConfig) -> Path:
         oof = oof.assign(pred=z.argmax(1))
         save_array_atomic(out / "oof_logits.npy", z)
         write_csv_atomic(oof, out / "oof.csv", index=False)
-        rec["oof_accuracy"] = float((oof["pred"] == oof["label"]).mean())
-        rec["member_oof_accuracy"] = [accuracy(x, oof["label"].to_numpy()) for x in logits]
+        labels = oof["label"].to_numpy()
+        rec["oof_accuracy"] = accuracy(z, labels)
+        rec["member_oof_accuracy"] = [accuracy(x, labels) for x in logits]
     write_json_atomic(out / ENSEMBLE_FILE, rec)
     print(f"ensemble {out}: " + ", ".join(f"{f} x {w:.2f}" for f, w in zip(rec["families"], weights))
           + (f"; OOF accuracy {rec['oof_accuracy']:.4f} (members {rec['member_oof_accuracy']})"
